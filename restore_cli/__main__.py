@@ -1,0 +1,5 @@
+"""Allows ``python -m restore_cli`` wherever the console script is not on PATH."""
+
+from restore_cli.cli import app
+
+app(prog_name="restore")

@@ -1,0 +1,33 @@
+"""The ``restore`` command line. Thin by design: parse options, call the library, print."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from restore_cli import __version__
+from restore_cli.cli_models import models_app
+
+app = typer.Typer(
+    name="restore",
+    help="Clean photographs with Restormer: denoise, derain, deblur, defocus.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_app, name="models")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"restore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Clean photographs with Restormer: denoise, derain, deblur, defocus."""

@@ -1,0 +1,1 @@
+"""The model zoo manifest (manifest.toml), shipped inside the wheel as package data."""
