@@ -1,0 +1,243 @@
+"""Restormer (Zamir et al., "Restormer: Efficient Transformer for High-Resolution Image
+Restoration", CVPR 2022), written from the paper.
+
+Submodule and parameter names follow the authors' checkpoints so their state dicts load
+key-for-key; everything else is our own. Shapes in comments use B = batch, C = channels,
+H x W = spatial size, h = attention heads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+LayerNormType = Literal["WithBias", "BiasFree"]
+
+LEVELS = 4
+"""Encoder levels of the U-Net; each level halves H and W and doubles the channels."""
+
+SIZE_MULTIPLE = 2 ** (LEVELS - 1)
+"""H and W must be multiples of this so three PixelUnshuffle(2) steps divide evenly."""
+
+
+@dataclass(frozen=True)
+class RestormerConfig:
+    """Everything that determines the network's shape. The defaults are the paper's."""
+
+    in_channels: int = 3
+    out_channels: int = 3
+    dim: int = 48
+    num_blocks: tuple[int, int, int, int] = (4, 6, 6, 8)
+    num_refinement_blocks: int = 4
+    heads: tuple[int, int, int, int] = (1, 2, 4, 8)
+    ffn_expansion_factor: float = 2.66
+    bias: bool = False
+    layernorm_type: LayerNormType = "WithBias"
+    dual_pixel: bool = False
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channels of each pixel of an NCHW map.
+
+    Computed in place on NCHW, avoiding the NCHW -> (B, HW, C) -> NCHW round trip that a
+    token LayerNorm would need. The "BiasFree" variant (used by all denoisers) divides by
+    the standard deviation without centring the input and has no bias; "WithBias" is the
+    usual centred LayerNorm with an affine bias.
+    """
+
+    eps = 1e-5
+
+    def __init__(self, channels: int, layernorm_type: LayerNormType) -> None:
+        super().__init__()
+        self.body = _NormParameters(channels, with_bias=layernorm_type == "WithBias")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        variance, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+        centred = x if self.body.bias is None else x - mean
+        scale = self.body.weight.view(1, -1, 1, 1)
+        normalised = centred * torch.rsqrt(variance + self.eps) * scale
+        if self.body.bias is None:
+            return normalised
+        return normalised + self.body.bias.view(1, -1, 1, 1)
+
+
+class _NormParameters(nn.Module):
+    """Holds the LayerNorm affine parameters under the checkpoint's `norm.body.*` names."""
+
+    def __init__(self, channels: int, with_bias: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.register_parameter("bias", nn.Parameter(torch.zeros(channels)) if with_bias else None)
+
+
+class MDTA(nn.Module):
+    """Multi-Dconv head transposed attention.
+
+    Attention runs across channels, not pixels: each head builds a (C/h x C/h) map from
+    L2-normalised queries and keys, so the cost is linear in the number of pixels. A 3x3
+    depth-wise conv after the 1x1 projection gives q, k and v local spatial context.
+    """
+
+    def __init__(self, channels: int, heads: int, bias: bool) -> None:
+        super().__init__()
+        self.heads = heads
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.qkv = nn.Conv2d(channels, 3 * channels, kernel_size=1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(
+            3 * channels, 3 * channels, kernel_size=3, padding=1, groups=3 * channels, bias=bias
+        )
+        self.project_out = nn.Conv2d(channels, channels, kernel_size=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        height, width = x.shape[-2:]
+        query, key, value = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
+        query, key, value = (
+            rearrange(t, "b (h c) y x -> b h c (y x)", h=self.heads) for t in (query, key, value)
+        )
+        query = F.normalize(query, dim=-1)
+        key = F.normalize(key, dim=-1)
+        attention = (query @ key.transpose(-2, -1)) * self.temperature  # (B, h, C/h, C/h)
+        out = attention.softmax(dim=-1) @ value  # (B, h, C/h, HW)
+        out = rearrange(out, "b h c (y x) -> b (h c) y x", y=height, x=width)
+        return self.project_out(out)
+
+
+class GDFN(nn.Module):
+    """Gated-Dconv feed-forward network: one half of the expanded features, passed through
+    GELU, gates the other half; depth-wise 3x3 convs add local context before gating."""
+
+    def __init__(self, channels: int, expansion_factor: float, bias: bool) -> None:
+        super().__init__()
+        hidden = int(channels * expansion_factor)
+        self.project_in = nn.Conv2d(channels, 2 * hidden, kernel_size=1, bias=bias)
+        self.dwconv = nn.Conv2d(
+            2 * hidden, 2 * hidden, kernel_size=3, padding=1, groups=2 * hidden, bias=bias
+        )
+        self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        gate, features = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(gate) * features)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm residual block: x + MDTA(LN(x)), then x + GDFN(LN(x))."""
+
+    def __init__(self, channels: int, heads: int, config: RestormerConfig) -> None:
+        super().__init__()
+        self.norm1 = ChannelLayerNorm(channels, config.layernorm_type)
+        self.attn = MDTA(channels, heads, config.bias)
+        self.norm2 = ChannelLayerNorm(channels, config.layernorm_type)
+        self.ffn = GDFN(channels, config.ffn_expansion_factor, config.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+def _stage(count: int, channels: int, heads: int, config: RestormerConfig) -> nn.Sequential:
+    return nn.Sequential(*(TransformerBlock(channels, heads, config) for _ in range(count)))
+
+
+class PatchEmbed(nn.Module):
+    """3x3 conv lifting the image to `dim` feature channels. It never has a bias, whatever
+    `config.bias` says: that is how the published checkpoints were trained."""
+
+    def __init__(self, in_channels: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, dim, kernel_size=3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, in, H, W) -> (B, dim, H, W)
+        return self.proj(x)
+
+
+class Downsample(nn.Module):
+    """Halve H and W, double C: a 3x3 conv to C/2 then PixelUnshuffle(2) (C/2 * 4 = 2C)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels // 2, kernel_size=3, padding=1, bias=False),
+            nn.PixelUnshuffle(2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 2C, H/2, W/2)
+        return self.body(x)
+
+
+class Upsample(nn.Module):
+    """Double H and W, halve C: a 3x3 conv to 2C then PixelShuffle(2) (2C / 4 = C/2)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels * 2, kernel_size=3, padding=1, bias=False),
+            nn.PixelShuffle(2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C/2, 2H, 2W)
+        return self.body(x)
+
+
+class Restormer(nn.Module):
+    """The 4-level encoder/decoder of Transformer blocks with skip connections.
+
+    Level l (0-based) works at dim * 2**l channels and 1/2**l resolution. Decoder level 1
+    keeps the concatenated 2 * dim channels (no channel reduction), as do the refinement
+    blocks. The output is a residual added to the input image, except for dual-pixel
+    input (two stacked views), where the residual comes from the first features through
+    `skip_conv` because input and output channel counts differ.
+    """
+
+    def __init__(self, config: RestormerConfig | None = None) -> None:
+        super().__init__()
+        config = config or RestormerConfig()
+        self.config = config
+        dim, heads, blocks, bias = config.dim, config.heads, config.num_blocks, config.bias
+
+        self.patch_embed = PatchEmbed(config.in_channels, dim)
+        self.encoder_level1 = _stage(blocks[0], dim, heads[0], config)
+        self.down1_2 = Downsample(dim)
+        self.encoder_level2 = _stage(blocks[1], dim * 2, heads[1], config)
+        self.down2_3 = Downsample(dim * 2)
+        self.encoder_level3 = _stage(blocks[2], dim * 4, heads[2], config)
+        self.down3_4 = Downsample(dim * 4)
+        self.latent = _stage(blocks[3], dim * 8, heads[3], config)
+
+        self.up4_3 = Upsample(dim * 8)
+        self.reduce_chan_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
+        self.decoder_level3 = _stage(blocks[2], dim * 4, heads[2], config)
+        self.up3_2 = Upsample(dim * 4)
+        self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
+        self.decoder_level2 = _stage(blocks[1], dim * 2, heads[1], config)
+        self.up2_1 = Upsample(dim * 2)
+        self.decoder_level1 = _stage(blocks[0], dim * 2, heads[0], config)
+
+        self.refinement = _stage(config.num_refinement_blocks, dim * 2, heads[0], config)
+        if config.dual_pixel:
+            self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
+        self.output = nn.Conv2d(dim * 2, config.out_channels, kernel_size=3, padding=1, bias=bias)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, in_channels, H, W) -> (B, out_channels, H, W); H, W multiples of 8."""
+        features1 = self.patch_embed(image)
+        encoded1 = self.encoder_level1(features1)  # (B, dim, H, W)
+        encoded2 = self.encoder_level2(self.down1_2(encoded1))  # (B, 2dim, H/2, W/2)
+        encoded3 = self.encoder_level3(self.down2_3(encoded2))  # (B, 4dim, H/4, W/4)
+        latent = self.latent(self.down3_4(encoded3))  # (B, 8dim, H/8, W/8)
+
+        decoded3 = torch.cat([self.up4_3(latent), encoded3], dim=1)  # (B, 8dim, H/4, W/4)
+        decoded3 = self.decoder_level3(self.reduce_chan_level3(decoded3))
+        decoded2 = torch.cat([self.up3_2(decoded3), encoded2], dim=1)  # (B, 4dim, H/2, W/2)
+        decoded2 = self.decoder_level2(self.reduce_chan_level2(decoded2))
+        decoded1 = torch.cat([self.up2_1(decoded2), encoded1], dim=1)  # (B, 2dim, H, W)
+        refined = self.refinement(self.decoder_level1(decoded1))
+
+        if self.config.dual_pixel:
+            return self.output(refined + self.skip_conv(features1))
+        return self.output(refined) + image
