@@ -1,0 +1,524 @@
+"""Decode and encode image files: the only place where files become arrays and back.
+
+Everything a photographer cares about besides the pixels (bit depth, alpha, ICC profile,
+EXIF, orientation) is carried beside the float pixels in a `DecodedImage`, so that the
+restored file can be written back with the same fidelity as the original.
+
+Pillow decodes most files. Two cases need more than Pillow offers: 16-bit PNG (Pillow
+reduces 16-bit RGB to 8 bits), decoded and encoded with imagecodecs (libpng), and 16-bit
+TIFF, decoded with tifffile; every TIFF is written with tifffile so 8 and 16 bits share
+one encoder.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import threading
+import warnings
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import imagecodecs
+import numpy as np
+import tifffile
+from PIL import Image, ImageCms
+
+if TYPE_CHECKING:
+    import torch
+
+# Largest image (width x height) that read_image decodes; callers raise it to accept bigger
+# files. It replaces Pillow's decompression-bomb limit so there is a single knob, and so the
+# refusal is an ImageError that tells the user what to do rather than a Pillow exception.
+MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+EXIF_PREFIX = b"Exif\x00\x00"
+ORIENTATION_TAG = 0x0112
+
+_EXTENSIONS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+_FORMAT_NAMES = {ext.lstrip("."): fmt for ext, fmt in _EXTENSIONS.items()}
+_READABLE = {"PNG", "JPEG", "MPO", "TIFF", "WEBP", "BMP"}
+_SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
+_NO_ALPHA_FORMATS = {"JPEG", "BMP"}  # Pillow's BMP reader ignores a 32-bit BMP's alpha
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+class ImageError(Exception):
+    """A problem with an image file that the user can fix; str() is one line naming the file."""
+
+
+@dataclass
+class DecodedImage:
+    """Pixels ready for a model, plus what is needed to write the file back faithfully.
+
+    `exif` always starts with b"Exif\\0\\0" (the JPEG APP1 convention), whatever the source
+    container stored, so encoders and callers see one form.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    bit_depth: int
+    icc_profile: bytes | None
+    exif: bytes | None
+    source_format: str
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])
+
+
+def read_image(source: str | os.PathLike | BinaryIO) -> DecodedImage:
+    """Decode a file or binary stream, upright, with its metadata; ImageError on bad input."""
+    name = _describe(source)
+    data = _read_bytes(source, name)
+    if not data:
+        raise ImageError(f"{name}: file is empty (0 bytes); supply a PNG, JPEG, TIFF, WebP or BMP image")
+    try:
+        return _decode(data, name)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(
+            f"{name}: cannot decode image ({_reason(exc)}); check that it is a complete, uncorrupted image file"
+        ) from exc
+
+
+def write_image(
+    image: DecodedImage,
+    destination: str | os.PathLike | BinaryIO,
+    *,
+    format: str | None = None,
+    quality: int = 95,
+) -> None:
+    """Encode to memory first, then write atomically, so a failure never leaves a partial file."""
+    name = _describe(destination)
+    fmt = output_format(destination, format)
+    try:
+        data = _encode(image, fmt, quality)
+    except Exception as exc:
+        raise ImageError(f"{name}: cannot encode image as {fmt} ({_reason(exc)}); try another output format") from exc
+    if isinstance(destination, (str, os.PathLike)):
+        _write_file(Path(destination), data)
+    else:
+        _write_stream(destination, data, name)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        hint = "check that the folder exists and is writable"
+        raise ImageError(f"{path}: cannot write ({_reason(exc)}); {hint}") from exc
+
+
+def _write_stream(stream: BinaryIO, data: bytes, name: str) -> None:
+    try:
+        stream.write(data)
+        stream.flush()
+    except OSError as exc:
+        hint = "check that the receiving program is still reading"
+        raise ImageError(f"{name}: cannot write ({_reason(exc)}); {hint}") from exc
+
+
+def output_format(destination: str | os.PathLike | BinaryIO, format: str | None = None) -> str:
+    """Pick the encoder from an explicit name, else the extension; streams default to PNG as pipes have none."""
+    if format is not None:
+        fmt = _FORMAT_NAMES.get(format.lower().lstrip("."))
+        if fmt is None:
+            raise ImageError(f"{_describe(destination)}: unknown format {format!r}; use one of {_known_names()}")
+        return fmt
+    if not isinstance(destination, (str, os.PathLike)):
+        return "PNG"
+    suffix = Path(destination).suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise ImageError(
+            f"{destination}: unknown image extension {suffix or '(none)'!r}; "
+            f"use one of {_known_names()} or pass a format"
+        )
+    return _EXTENSIONS[suffix]
+
+
+def to_tensor(image: DecodedImage, channels: int | None = None) -> torch.Tensor:
+    """NCHW float32 batch of one, the engine's layout; channels=3 lets a gray photo feed an RGB model."""
+    import torch
+
+    pixels = image.pixels
+    if channels == 3 and image.channels == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    elif channels not in (None, image.channels):
+        raise ValueError(f"cannot turn a {image.channels}-channel image into {channels} channels")
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
+
+
+def with_pixels(image: DecodedImage, pixels: np.ndarray | torch.Tensor) -> DecodedImage:
+    """Attach restored pixels, back in the image's own channel count, so gray photos stay gray."""
+    array = _as_hwc(pixels)
+    if array.shape[:2] != image.pixels.shape[:2]:
+        raise ValueError(f"restored size {array.shape[:2]} differs from the image's {image.pixels.shape[:2]}")
+    if image.channels == 1 and array.shape[2] == 3:
+        array = (array @ _LUMA)[..., None]
+    return replace(image, pixels=np.clip(array, 0.0, 1.0).astype(np.float32, copy=False))
+
+
+def _as_hwc(pixels: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(pixels, np.ndarray):
+        return pixels if pixels.ndim == 3 else pixels[..., None]
+    import torch
+
+    chw = pixels.detach().to("cpu", dtype=torch.float32)
+    chw = chw[0] if chw.ndim == 4 else chw
+    return chw.permute(1, 2, 0).numpy()
+
+
+def _known_names() -> str:
+    return ", ".join(sorted(_FORMAT_NAMES))
+
+
+def _describe(target: str | os.PathLike | BinaryIO) -> str:
+    if isinstance(target, (str, os.PathLike)):
+        return os.fspath(target)
+    name = getattr(target, "name", None)
+    return name if isinstance(name, str) else "<stream>"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
+    return text or type(exc).__name__
+
+
+def _read_bytes(source: str | os.PathLike | BinaryIO, name: str) -> bytes:
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            return Path(source).read_bytes()
+        return source.read()
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a folder, not an image file; pass the image files inside it") from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read ({_reason(exc)}); check the file's permissions") from exc
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _decode(data: bytes, name: str) -> DecodedImage:
+    with _open_unlimited(data) as im:
+        fmt = "JPEG" if im.format == "MPO" else im.format
+        if im.format not in _READABLE:
+            raise ImageError(f"{name}: {im.format or 'this'} files are not supported; convert it to PNG, JPEG or TIFF")
+        _check_size(im.size, name)
+        orientation = _orientation(im)  # first: for a PNG whose eXIf follows the pixels, this loads it
+        icc = im.info.get("icc_profile") or None
+        exif = _normalise_exif(im.info.get("exif"))
+        channels, bit_depth = _decode_samples(im, fmt, data, name)
+        if im.mode == "CMYK":
+            icc = _srgb_profile() if icc else None
+    colour, alpha = _split_alpha(_upright(channels, orientation))
+    scale = np.float32(1 / (2**bit_depth - 1))
+    return DecodedImage(
+        pixels=colour.astype(np.float32) * scale,
+        alpha=alpha,
+        bit_depth=bit_depth,
+        icc_profile=icc,
+        exif=_reset_orientation(exif) if orientation != 1 else exif,
+        source_format=fmt,
+    )
+
+
+@contextmanager
+def _open_unlimited(data: bytes) -> Iterator[Image.Image]:
+    """Open with Pillow's bomb limit lifted for the (lazy, header-only) open.
+
+    MAX_PIXELS is enforced right after by _check_size; without lifting, Pillow would refuse
+    anything over twice its own limit even when a caller raised MAX_PIXELS on purpose. The
+    lock keeps concurrent readers from restoring each other's saved limit.
+    """
+    with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            image = Image.open(io.BytesIO(data))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    try:
+        yield image
+    finally:
+        image.close()
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {MAX_PIXELS:,}; "
+            "raise restore_cli.images.MAX_PIXELS if you trust this file"
+        )
+
+
+def _decode_samples(im: Image.Image, fmt: str, data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """Raw samples as HxWxC (alpha last, if any) in the stored dtype, and their bit depth."""
+    if fmt == "PNG" and _png_bit_depth(data) == 16:
+        return _channels_last(imagecodecs.png_decode(data)), 16
+    if fmt == "TIFF" and 16 in _tiff_bits(im):
+        return _channels_last(_decode_tiff16(data, name)), 16
+    return _channels_last(np.asarray(_to_standard_mode(im, name))), 8
+
+
+def _png_bit_depth(data: bytes) -> int:
+    return data[24] if len(data) > 25 else 8
+
+
+def _tiff_bits(im: Image.Image) -> tuple[int, ...]:
+    bits = im.tag_v2.get(258, (8,))
+    return tuple(bits) if isinstance(bits, (tuple, list)) else (bits,)
+
+
+def _decode_tiff16(data: bytes, name: str) -> np.ndarray:
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages.first
+        supported = page.photometric in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB)
+        if not supported or page.sampleformat != tifffile.SAMPLEFORMAT.UINT:
+            raise ImageError(
+                f"{name}: this kind of 16-bit TIFF ({page.photometric.name}, {page.sampleformat.name}) "
+                "is not supported; save it as 16-bit unsigned RGB or grayscale"
+            )
+        samples = page.asarray()
+    if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and samples.ndim == 3:
+        samples = np.moveaxis(samples, 0, -1)
+    return samples.astype(np.uint16, copy=False)
+
+
+def _to_standard_mode(im: Image.Image, name: str) -> Image.Image:
+    """Bring Pillow's many modes to L, LA, RGB or RGBA, keeping transparency and true colours."""
+    if im.mode in ("L", "LA", "RGB", "RGBA"):
+        return im
+    if im.mode in ("P", "PA"):
+        has_alpha = im.mode == "PA" or "transparency" in im.info or im.palette.mode == "RGBA"
+        return im.convert("RGBA" if has_alpha else "RGB")
+    if im.mode == "CMYK":
+        return _cmyk_to_rgb(im)
+    if im.mode in ("1", "La"):
+        return im.convert("L" if im.mode == "1" else "LA")
+    if im.mode in ("RGBX", "RGBa", "YCbCr", "LAB", "HSV"):
+        return im.convert("RGBA" if im.mode == "RGBa" else "RGB")
+    raise ImageError(f"{name}: pixel mode {im.mode} is not supported; save it as 8/16-bit RGB or grayscale")
+
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    """Use the embedded press profile when there is one: a naive CMYK→RGB formula shifts colours."""
+    icc = im.info.get("icc_profile")
+    if not icc:
+        return im.convert("RGB")
+    source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+
+
+def _srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _channels_last(samples: np.ndarray) -> np.ndarray:
+    return samples[..., None] if samples.ndim == 2 else samples
+
+
+def _split_alpha(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if samples.shape[2] in (2, 4):
+        return samples[..., :-1], samples[..., -1]
+    return samples, None
+
+
+# ---------------------------------------------------------------- orientation and EXIF
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def _upright(samples: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply the EXIF orientation (1..8) to HxW(xC) samples, as a viewer would when displaying."""
+    if orientation in (5, 6, 7, 8):
+        samples = samples.swapaxes(0, 1)
+    flip_rows = orientation in (3, 4, 7, 8)
+    flip_cols = orientation in (2, 3, 6, 7)
+    return np.ascontiguousarray(samples[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1])
+
+
+def _normalise_exif(exif: bytes | None) -> bytes | None:
+    if not exif:
+        return None
+    return exif if exif.startswith(EXIF_PREFIX) else EXIF_PREFIX + exif
+
+
+def _reset_orientation(exif: bytes | None) -> bytes | None:
+    """Set the tag to 1 in place, leaving every other byte (maker notes, offsets) as it was."""
+    if exif is None:
+        return None
+    tiff = bytearray(exif[len(EXIF_PREFIX) :])
+    try:
+        order = {b"II": "<", b"MM": ">"}[bytes(tiff[:2])]
+        (ifd,) = struct.unpack_from(order + "I", tiff, 4)
+        (count,) = struct.unpack_from(order + "H", tiff, ifd)
+        for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+            tag, kind = struct.unpack_from(order + "HH", tiff, entry)
+            if tag == ORIENTATION_TAG and kind == 3:
+                struct.pack_into(order + "H", tiff, entry + 8, 1)
+    except (KeyError, struct.error):
+        return exif
+    return EXIF_PREFIX + bytes(tiff)
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _encode(image: DecodedImage, fmt: str, quality: int) -> bytes:
+    bit_depth = image.bit_depth if fmt in _SIXTEEN_BIT_FORMATS else 8
+    colour = _quantise(image.pixels, bit_depth)
+    alpha = _alpha_for(image.alpha, bit_depth)
+    if fmt in _NO_ALPHA_FORMATS and alpha is not None:
+        colour, alpha = _quantise(_flatten_on_white(image), 8), None
+    samples = colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
+    if fmt == "TIFF":
+        return _encode_tiff(samples, image.icc_profile)
+    if bit_depth == 16:
+        return _encode_png16(samples, image.icc_profile, image.exif)
+    return _encode_pillow(samples, fmt, image, quality)
+
+
+def _quantise(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Round (not truncate) so that a decode/encode round trip returns the original values."""
+    top = 2**bit_depth - 1
+    scaled = np.rint(np.nan_to_num(pixels, nan=0.0) * top)
+    return np.clip(scaled, 0, top).astype(np.uint16 if bit_depth == 16 else np.uint8)
+
+
+def _alpha_for(alpha: np.ndarray | None, bit_depth: int) -> np.ndarray | None:
+    """The alpha as stored when the output depth allows it, else rescaled to the output depth."""
+    if alpha is None:
+        return None
+    target = np.uint16 if bit_depth == 16 else np.uint8
+    if alpha.dtype == target:
+        return alpha
+    source_top = np.iinfo(alpha.dtype).max
+    return _quantise(alpha.astype(np.float64) / source_top, bit_depth)
+
+
+def _flatten_on_white(image: DecodedImage) -> np.ndarray:
+    """Without alpha, composite as viewers show it, rather than exposing colours hidden under transparency."""
+    assert image.alpha is not None
+    opacity = (image.alpha.astype(np.float32) / np.iinfo(image.alpha.dtype).max)[..., None]
+    return image.pixels * opacity + (1.0 - opacity)
+
+
+def _encode_pillow(samples: np.ndarray, fmt: str, image: DecodedImage, quality: int) -> bytes:
+    picture = Image.fromarray(samples.squeeze(2) if samples.shape[2] == 1 else samples)
+    options: dict[str, object] = {}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    if fmt == "JPEG":
+        options["subsampling"] = 0  # 4:4:4: chroma subsampling would blur the detail just restored
+    if image.icc_profile and fmt != "BMP":
+        options["icc_profile"] = image.icc_profile
+    if image.exif and fmt != "BMP":
+        options["exif"] = image.exif
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _encode_png16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
+    """libpng via imagecodecs writes no metadata, so ICC and EXIF chunks are added after IHDR."""
+    png = imagecodecs.png_encode(samples.squeeze(2) if samples.shape[2] == 1 else samples)
+    chunks = b""
+    if icc:
+        chunks += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
+    if exif:
+        chunks += _png_chunk(b"eXIf", exif[len(EXIF_PREFIX) :])
+    header_end = 8 + 25
+    return png[:header_end] + chunks + png[header_end:]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload)
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _encode_tiff(samples: np.ndarray, icc: bytes | None) -> bytes:
+    colour_channels = 1 if samples.shape[2] in (1, 2) else 3
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        samples.squeeze(2) if samples.shape[2] == 1 else samples,
+        photometric="minisblack" if colour_channels == 1 else "rgb",
+        extrasamples=("unassalpha",) if samples.shape[2] in (2, 4) else None,
+        planarconfig="contig",
+        compression="zlib",
+        iccprofile=icc,
+    )
+    return buffer.getvalue()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, then rename: readers see the old file or the whole new one."""
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fchmod(temp.fileno(), _FILE_MODE)
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable; some platforms cannot open folders, which is fine."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
