@@ -40,6 +40,16 @@ class RestormerConfig:
     layernorm_type: LayerNormType = "WithBias"
     dual_pixel: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.dual_pixel and self.in_channels != self.out_channels:
+            raise ValueError(
+                "the output is a residual added to the input, so a single-image Restormer needs "
+                f"as many output channels as input channels (got {self.in_channels} in, "
+                f"{self.out_channels} out)"
+            )
+        if self.dim % 2:
+            raise ValueError(f"dim must be even for the 2x down-sampling (got {self.dim})")
+
 
 class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channels of each pixel of an NCHW map.
