@@ -1,0 +1,75 @@
+"""Fixtures for the model-zoo tests: an isolated HF cache and a local fake Hub."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.hub_server import FakeHub
+from restore_cli import registry
+
+PINNED = "deraining"  # on the Hub, SHA-256 in the manifest
+UNPINNED = "gaussian_gray_denoising_sigma25"  # on the Hub, no published SHA-256
+RELEASE_ONLY = "motion_deblurring"  # not on the Hub at all
+
+
+def fake_checkpoint(name: str) -> bytes:
+    """64 KiB of bytes unique to ``name``: big enough for several chunks, small enough to be instant."""
+    return hashlib.sha256(name.encode()).digest() * 2048
+
+
+@dataclass
+class Zoo:
+    """The test zoo: real manifest entries re-pointed at the fake Hub and tiny payloads."""
+
+    hub: FakeHub
+    entries: dict[str, registry.ModelEntry]
+    hf_home: Path
+
+    def payload(self, name: str) -> bytes:
+        return fake_checkpoint(name)
+
+
+@pytest.fixture
+def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HF_HOME (and no inherited Hub settings) for every zoo test."""
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    for var in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_ENDPOINT", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def fake_hub() -> Iterator[FakeHub]:
+    revision = registry.load_manifest()[PINNED].hub.revision  # type: ignore[union-attr]
+    hub = FakeHub(repo="deepinv/Restormer", revision=revision).start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def zoo(hf_home: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> Zoo:
+    """Three real entries whose checksums/URLs now describe tiny files served locally."""
+    real = registry.load_manifest()
+    entries = {}
+    for name in (PINNED, UNPINNED, RELEASE_ONLY):
+        data = fake_checkpoint(name)
+        pinned = real[name].sha256_known
+        entries[name] = dataclasses.replace(
+            real[name],
+            sha256=hashlib.sha256(data).hexdigest() if pinned else "",
+            size=len(data),
+            url=fake_hub.release_url(real[name].filename),
+        )
+        fake_hub.release_files[real[name].filename] = data
+        if real[name].hub is not None:
+            fake_hub.hub_files[real[name].filename] = data
+    monkeypatch.setattr(registry, "load_manifest", lambda: entries)
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.endpoint)
+    return Zoo(hub=fake_hub, entries=entries, hf_home=hf_home)
