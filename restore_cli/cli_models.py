@@ -1,5 +1,142 @@
 """`restore models ...`: list, download, locate, verify and import zoo checkpoints."""
 
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
 import typer
 
+from restore_cli import registry
+
 models_app = typer.Typer(help="Manage the pretrained Restormer checkpoints.", no_args_is_help=True)
+
+LICENCE_NOTICE = (
+    "The official Restormer weights are under the authors' Academic Public License: "
+    "non-commercial use only."
+)
+
+
+def _fail(err: registry.RegistryError) -> typer.Exit:
+    """One line on stderr; an unknown model name is a usage error (2), the rest exit 1."""
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(2 if isinstance(err, registry.UnknownModelError) else 1)
+
+
+def _describe(entry: registry.ModelEntry) -> dict[str, Any]:
+    cached = registry.cached_path(entry.name)
+    return {
+        "name": entry.name,
+        "task": entry.task,
+        "description": entry.description,
+        "variant": entry.variant,
+        "size": entry.size or None,
+        "cached": cached is not None,
+        "path": str(cached) if cached else None,
+        "pinned": entry.sha256_known,
+        "licence": entry.licence,
+        "paper_psnr": entry.paper_psnr,
+        "paper_benchmark": entry.paper_benchmark,
+    }
+
+
+def _psnr_text(row: dict[str, Any]) -> str:
+    if row["paper_psnr"] is None:
+        return "-"
+    return f"{row['paper_psnr']:.2f} dB ({row['paper_benchmark']})"
+
+
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    """Plain aligned columns: nothing truncated, and each model stays on one greppable line."""
+    header = ("name", "task", "size", "cached", "paper PSNR", "licence")
+    cells = [header] + [
+        (
+            row["name"],
+            row["task"],
+            f"{row['size'] / 1e6:.1f} MB" if row["size"] else "?",
+            "yes" if row["cached"] else "no",
+            _psnr_text(row),
+            row["licence"],
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
+
+
+@models_app.command("list")
+def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
+    """List the zoo: task, size, whether cached, paper PSNR and licence."""
+    rows = [_describe(entry) for entry in registry.load_manifest().values()]
+    if as_json:
+        typer.echo(json.dumps({"licence_notice": LICENCE_NOTICE, "models": rows}, indent=2))
+        return
+    for line in _table(rows):
+        typer.echo(line)
+    typer.echo(LICENCE_NOTICE)
+
+
+@models_app.command("download")
+def download(
+    names: Optional[List[str]] = typer.Argument(None, help="Models to fetch."),
+    every: bool = typer.Option(False, "--all", help="Fetch every model in the zoo."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Download and verify checkpoints into the cache (keeps going if one fails)."""
+    if bool(names) == every:
+        typer.echo("error: give model names or --all (not both)", err=True)
+        raise typer.Exit(2)
+    failed = False
+    for name in registry.model_names() if every else names or []:
+        try:
+            path = registry.resolve(name, offline=False, progress=not quiet)
+        except registry.UnknownModelError as err:
+            raise _fail(err) from None
+        except registry.RegistryError as err:
+            typer.echo(f"error: {err}", err=True)
+            failed = True
+            continue
+        typer.echo(f"{name}: {path}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@models_app.command("path")
+def show_path(
+    name: str = typer.Argument(..., help="Model name."),
+    offline: bool = typer.Option(False, "--offline", help="Use only the cache."),
+) -> None:
+    """Print the local path of a verified checkpoint, fetching it first if needed."""
+    try:
+        typer.echo(registry.resolve(name, offline=offline or None))
+    except registry.RegistryError as err:
+        raise _fail(err) from None
+
+
+@models_app.command("verify")
+def verify_models(names: Optional[List[str]] = typer.Argument(None, help="Models to check (default: all).")) -> None:
+    """Re-hash cached checkpoints; a mismatching file is deleted. Exit 1 on any mismatch."""
+    bad = False
+    try:
+        for outcome in registry.verify(names or None):
+            typer.echo(f"{outcome.name}: {outcome.state} — {outcome.message}")
+            bad = bad or outcome.state == "mismatch"
+    except registry.RegistryError as err:
+        raise _fail(err) from None
+    if bad:
+        raise typer.Exit(1)
+
+
+@models_app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="A checkpoint fetched by other means."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model it is (default: from file name or checksum)."),
+    sha256: Optional[str] = typer.Option(None, "--sha256", help="Expected SHA-256, for unpinned models."),
+) -> None:
+    """Verify a checkpoint's SHA-256 and install it into the cache, e.g. for offline machines."""
+    try:
+        model, target = registry.import_file(file, name=name, sha256=sha256)
+    except registry.RegistryError as err:
+        raise _fail(err) from None
+    typer.echo(f"{model}: installed {target}", err=True)

@@ -1,0 +1,126 @@
+"""`restore models ...` end to end: real downloads from the local fake Hub, via Typer's runner."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from restore_cli import registry
+from restore_cli.cli_models import models_app
+from tests.conftest import PINNED, RELEASE_ONLY, UNPINNED, Zoo
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(models_app, list(args))
+
+
+def _assert_one_line_error(result, code: int) -> None:
+    assert result.exit_code == code, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+@pytest.mark.usefixtures("hf_home")
+def test_list_shows_every_official_model_and_the_licence() -> None:
+    result = _run("list")
+    assert result.exit_code == 0
+    for name in registry.load_manifest():
+        assert name in result.stdout
+    assert "non-commercial" in result.stdout and "Academic Public License" in result.stdout
+    assert "32.92 dB (GoPro)" in result.stdout
+
+
+def test_list_json_reports_what_is_cached(zoo: Zoo) -> None:
+    assert _run("download", PINNED, "-q").exit_code == 0
+    listing = json.loads(_run("list", "--json").stdout)
+    rows = {row["name"]: row for row in listing["models"]}
+    assert set(rows) == {PINNED, UNPINNED, RELEASE_ONLY}
+    assert rows[PINNED]["cached"] and not rows[UNPINNED]["cached"]
+    assert rows[UNPINNED]["pinned"] is False and rows[PINNED]["size"] == len(zoo.payload(PINNED))
+    assert "non-commercial" in listing["licence_notice"]
+
+
+def test_download_all_then_path_prints_only_the_path(zoo: Zoo) -> None:
+    result = _run("download", "--all", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and f"{RELEASE_ONLY}: " in result.stderr
+    shown = _run("path", RELEASE_ONLY, "--offline")
+    assert shown.exit_code == 0
+    assert Path(shown.stdout.strip()).read_bytes() == zoo.payload(RELEASE_ONLY)
+
+
+def test_download_keeps_going_and_exits_1_when_one_fails(zoo: Zoo) -> None:
+    zoo.hub.release_files.clear()  # motion_deblurring has no other source
+    result = _run("download", RELEASE_ONLY, PINNED, "-q")
+    assert result.exit_code == 1
+    assert "could not download" in result.stderr and f"{PINNED}: " in result.stderr
+    assert registry.cached_path(PINNED) is not None
+
+
+@pytest.mark.parametrize("args", [["download"], ["download", PINNED, "--all"], ["download", "derain"]])
+def test_download_usage_errors_exit_2(zoo: Zoo, args: list[str]) -> None:
+    result = _run(*args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_unknown_model_is_a_one_line_usage_error(zoo: Zoo) -> None:
+    _assert_one_line_error(_run("path", "derain"), code=2)
+
+
+def test_path_offline_without_cache_is_a_one_line_error(zoo: Zoo) -> None:
+    result = _run("path", PINNED, "--offline")
+    _assert_one_line_error(result, code=1)
+    assert "restore models import" in result.stderr
+    assert zoo.hub.requests == []
+
+
+def test_verify_reports_unpinned_models_as_unpinned(zoo: Zoo) -> None:
+    assert _run("download", UNPINNED, PINNED, "-q").exit_code == 0
+    result = _run("verify")
+    assert result.exit_code == 0
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert lines[UNPINNED].startswith("unpinned") and lines[PINNED].startswith("ok")
+    assert lines[RELEASE_ONLY].startswith("missing")
+
+
+def test_verify_exits_1_and_deletes_a_tampered_file(zoo: Zoo) -> None:
+    assert _run("download", RELEASE_ONLY, "-q").exit_code == 0
+    path = registry.cached_path(RELEASE_ONLY)
+    path.write_bytes(b"tampered")
+    result = _run("verify", RELEASE_ONLY)
+    assert result.exit_code == 1 and "mismatch" in result.stdout
+    assert not path.exists()
+
+
+def test_import_good_file_then_use_it_offline(zoo: Zoo, tmp_path: Path) -> None:
+    source = tmp_path / "weights-from-usb.pth"
+    source.write_bytes(zoo.payload(UNPINNED))
+    sha = hashlib.sha256(zoo.payload(UNPINNED)).hexdigest()
+    result = _run("import", str(source), "--name", UNPINNED, "--sha256", sha)
+    assert result.exit_code == 0, result.output
+    shown = _run("path", UNPINNED, "--offline")
+    assert Path(shown.stdout.strip()).read_bytes() == zoo.payload(UNPINNED)
+
+
+def test_import_bad_file_is_refused(zoo: Zoo, tmp_path: Path) -> None:
+    source = tmp_path / "deraining.pth"
+    source.write_bytes(b"wrong bytes")
+    result = _run("import", str(source))
+    _assert_one_line_error(result, code=1)
+    assert "nothing was installed" in result.stderr
+    assert registry.cached_path(PINNED) is None
+
+
+@pytest.mark.parametrize("name", [PINNED, RELEASE_ONLY])
+def test_download_draws_a_progress_bar_on_stderr(zoo: Zoo, name: str) -> None:
+    result = _run("download", name)
+    assert result.exit_code == 0, result.output
+    assert f"{name}.pth" in result.stderr and "kB" in result.stderr
+    assert result.stdout == ""
