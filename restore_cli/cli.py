@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from restore_cli import __version__
+from restore_cli.cli_eval import eval_command
 from restore_cli.cli_models import models_app
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_app, name="models")
+app.command("eval")(eval_command)
 
 
 def _print_version(value: bool) -> None:

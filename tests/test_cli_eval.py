@@ -1,0 +1,302 @@
+"""`restore eval` end to end: scores equal an independent computation; problems stay per file.
+
+The expected numbers come from scikit-image and from running the golden tiny checkpoints
+directly, the way the official test scripts do (seeded noise, reflect padding to a multiple
+of 8, clamp, 8-bit rounding); nothing expected is produced by restore_cli's eval code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from typer.testing import CliRunner
+
+from restore_cli import cli_eval, registry
+from restore_cli.checkpoints import load_model
+from restore_cli.cli import app
+from tests.test_metrics import reference_scores, reference_y
+
+DATA = Path(__file__).parent / "data"
+RAIN = DATA / "rain100L"
+SET12 = DATA / "set12"
+GRAY_WEIGHTS = DATA / "golden" / "tiny_gray_biasfree.pth"
+RGB_WEIGHTS = DATA / "golden" / "tiny_rgb_withbias.pth"
+DERAIN = ["--task", "derain", "--input", RAIN / "input", "--target", RAIN / "target"]
+SMALL = 64
+"""Side of the crops the model tests run on: the tiny models take seconds on a full image."""
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """The tiny models run in milliseconds on one thread, but take seconds when two OpenMP
+    threads compete with other processes for a shared CPU (as on CI and dev machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def invoke(*args: object):
+    return runner.invoke(app, ["eval", *map(str, args)])
+
+
+def json_rows(stdout: str) -> tuple[dict[str, dict], dict]:
+    """Per-image objects by name, and the summary; fails if stdout holds anything but JSON."""
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    images = {row["name"]: row for row in rows if row["type"] == "image"}
+    assert rows[-1]["type"] == "summary" and len(images) == len(rows) - 1
+    return images, rows[-1]
+
+
+def levels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def save_crop(source: Path, destination: Path, height: int, width: int) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(levels(source)[40 : 40 + height, 60 : 60 + width]).save(destination)
+
+
+def official_restore(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    """HxWxC float input -> 8-bit levels, as the official test scripts produce their outputs."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float()
+    height, width = tensor.shape[-2:]
+    padded = F.pad(tensor, (0, -width % 8, 0, -height % 8), mode="reflect")
+    with torch.inference_mode():
+        restored = model(padded)[..., :height, :width].clamp(0, 1)
+    return np.floor(restored[0].permute(1, 2, 0).numpy().astype(np.float64) * 255 + 0.5)
+
+
+# --------------------------------------------------------------------------- PRED GT
+
+
+def test_paired_folders_score_like_skimage_on_y(tmp_path: Path) -> None:
+    result = invoke(RAIN / "input", RAIN / "target", "--y-channel", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    images, summary = json_rows(result.stdout)
+    expected = {
+        path.stem: reference_scores(reference_y(levels(path)), reference_y(levels(RAIN / "target" / path.name)), 255)
+        for path in (RAIN / "input").glob("*.png")
+    }
+    assert set(images) == set(expected)
+    for name, (psnr, ssim) in expected.items():
+        assert images[name]["psnr"] == pytest.approx(psnr, abs=1e-3)
+        assert images[name]["ssim"] == pytest.approx(ssim, abs=1e-4)
+    assert summary["count"] == len(expected) and summary["failed"] == 0
+    assert summary["psnr"] == pytest.approx(np.mean([s[0] for s in expected.values()]), abs=1e-3)
+    assert summary["ssim"] == pytest.approx(np.mean([s[1] for s in expected.values()]), abs=1e-4)
+
+
+def test_paired_folders_score_rgb_by_default_and_pair_across_extensions(tmp_path: Path) -> None:
+    predictions = tmp_path / "pred"
+    predictions.mkdir()
+    for path in (RAIN / "input").glob("*.png"):
+        Image.open(path).save(predictions / f"{path.stem}.tif")
+
+    result = invoke(predictions, RAIN / "target", "--json")
+
+    images, _ = json_rows(result.stdout)
+    for name, row in images.items():
+        rainy, clean = levels(RAIN / "input" / f"{name}.png"), levels(RAIN / "target" / f"{name}.png")
+        psnr, ssim = reference_scores(rainy, clean, 255)
+        assert row["psnr"] == pytest.approx(psnr, abs=1e-3)
+        assert row["ssim"] == pytest.approx(ssim, abs=1e-4)
+
+
+def test_the_table_goes_to_stdout_with_every_image_when_verbose() -> None:
+    quiet = invoke(RAIN / "input", RAIN / "target")
+    verbose = invoke(RAIN / "input", RAIN / "target", "--verbose")
+
+    assert quiet.exit_code == verbose.exit_code == 0
+    assert "mean of 2" in quiet.stdout and "96" not in quiet.stdout
+    assert "mean of 2" in verbose.stdout and "96" in verbose.stdout and "98" in verbose.stdout
+
+
+def test_identical_folders_report_null_psnr_in_json() -> None:
+    result = invoke(RAIN / "target", RAIN / "target", "--json")
+
+    images, summary = json_rows(result.stdout)
+    assert all(row["psnr"] is None and row["ssim"] == pytest.approx(1.0) for row in images.values())
+    assert summary["psnr"] is None
+
+
+def test_problem_files_fail_one_by_one_and_the_rest_is_scored(tmp_path: Path) -> None:
+    predictions, references = tmp_path / "pred", tmp_path / "gt"
+    predictions.mkdir(), references.mkdir()
+    for name in ("96.png", "98.png"):
+        shutil.copy(RAIN / "target" / name, references / name)
+    shutil.copy(RAIN / "input" / "96.png", predictions / "96.png")
+    save_crop(RAIN / "input" / "98.png", predictions / "98.png", 100, 100)  # wrong size
+    shutil.copy(RAIN / "input" / "96.png", predictions / "orphan.png")  # no reference
+    shutil.copy(RAIN / "target" / "96.png", references / "unscored.png")  # no prediction
+    (predictions / "broken.png").write_bytes(b"not a png")
+    shutil.copy(RAIN / "target" / "96.png", references / "broken.png")
+
+    result = invoke(predictions, references, "--json")
+
+    assert result.exit_code == 1
+    errors = result.stderr.splitlines()
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    for fragment in ("98.png", "orphan.png", "unscored.png", "broken.png"):
+        assert sum(fragment in line for line in errors) == 1
+    images, summary = json_rows(result.stdout)
+    assert images["96"]["psnr"] > 0 and "error" in images["98"]
+    assert summary["count"] == 1 and summary["failed"] == 4
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        [RAIN / "input"],
+        [RAIN / "input", DATA / "missing-folder"],
+        [RAIN / "input", RAIN / "target", "--sigma", "25"],
+        [RAIN / "input", RAIN / "target", "--crop-border", "-1"],
+        ["--task", "denoise", "--dataset", SET12],
+        ["--task", "denoise", "--sigma", "25"],
+        ["--task", "denoise", "--sigma", "25", "--dataset", SET12, "--input", SET12],
+        ["--task", "derain", "--input", RAIN / "input"],
+        [*DERAIN, "--model", "no_such_model"],
+        [*DERAIN, "--model", "deraining", "--weights", RGB_WEIGHTS],
+        [*DERAIN, "--sigma", "25"],
+        [*DERAIN, "--tile", "big"],
+        [*DERAIN, "--overlap", "-1"],
+        [*DERAIN, "--precision", "fp64"],
+        [*DERAIN, "--max-memory", "lots"],
+        [*DERAIN, RAIN / "input", RAIN / "target"],
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[object]) -> None:
+    result = invoke(*args)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+def test_an_unusable_checkpoint_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pth"
+    bogus.write_bytes(b"not a checkpoint")
+
+    result = invoke(*DERAIN, "--weights", bogus)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- running a model
+
+
+def test_denoise_matches_the_official_protocol_run_directly(tmp_path: Path) -> None:
+    dataset = tmp_path / "Set12"
+    for name in ("02.png", "03.png"):
+        save_crop(SET12 / name, dataset / name, SMALL, SMALL)
+    model = load_model(GRAY_WEIGHTS)
+    expected = {}
+    for path in dataset.iterdir():
+        clean = levels(path)[..., None]
+        noisy = np.float32(clean) / 255.0
+        np.random.seed(0)
+        noisy += np.random.normal(0, 25 / 255.0, noisy.shape)
+        expected[path.stem] = reference_scores(official_restore(model, noisy), clean, 255)
+
+    result = invoke("--task", "denoise", "--sigma", 25, "--dataset", dataset, "--weights", GRAY_WEIGHTS, "--json")
+
+    assert result.exit_code == 0, result.stderr
+    images, summary = json_rows(result.stdout)
+    assert set(images) == set(expected)
+    for name, (psnr, ssim) in expected.items():
+        assert images[name]["psnr"] == pytest.approx(psnr, abs=1e-3)
+        assert images[name]["ssim"] == pytest.approx(ssim, abs=1e-4)
+    assert summary["benchmark"] == "Set12" and summary["count"] == 2
+
+
+def test_derain_restores_and_scores_on_y_by_default(tmp_path: Path) -> None:
+    root = tmp_path / "Rain100L"
+    for name in ("96.png", "98.png"):
+        save_crop(RAIN / "input" / name, root / "input" / name, 52, 60)  # not multiples of 8: padded
+        save_crop(RAIN / "target" / name, root / "target" / name, 52, 60)
+    model = load_model(RGB_WEIGHTS)
+    expected = {}
+    for path in (root / "input").iterdir():
+        restored = official_restore(model, np.float32(levels(path)) / 255.0).astype(np.uint8)
+        clean = levels(root / "target" / path.name)
+        expected[path.stem] = reference_scores(reference_y(restored), reference_y(clean), 255)
+
+    derain = ["--task", "derain", "--input", root / "input", "--target", root / "target"]
+    result = invoke(*derain, "--weights", RGB_WEIGHTS, "--json")
+
+    assert result.exit_code == 0, result.stderr
+    images, summary = json_rows(result.stdout)
+    for name, (psnr, ssim) in expected.items():
+        assert images[name]["psnr"] == pytest.approx(psnr, abs=1e-3)
+        assert images[name]["ssim"] == pytest.approx(ssim, abs=1e-4)
+    assert summary["benchmark"] == "Rain100L"
+
+
+def test_a_gray_image_for_a_colour_model_fails_per_file(tmp_path: Path) -> None:
+    dataset = tmp_path / "gray"
+    save_crop(SET12 / "02.png", dataset / "02.png", SMALL, SMALL)
+
+    result = invoke("--task", "denoise", "--sigma", 15, "--dataset", dataset, "--weights", RGB_WEIGHTS)
+
+    assert result.exit_code == 1
+    assert "02.png" in result.stderr and "channel" in result.stderr and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- models and paper values
+
+
+@pytest.mark.parametrize(
+    ("task", "sigma", "channels", "model"),
+    [
+        (cli_eval.Task.denoise, 25, 1, "gaussian_gray_denoising_sigma25"),
+        (cli_eval.Task.denoise, 50, 3, "gaussian_color_denoising_sigma50"),
+        (cli_eval.Task.denoise, 30, 3, "gaussian_color_denoising_blind"),
+        (cli_eval.Task.derain, None, 3, "deraining"),
+    ],
+)
+def test_the_default_model_is_the_official_one_for_the_task(
+    task: cli_eval.Task, sigma: float | None, channels: int, model: str
+) -> None:
+    assert cli_eval.default_model(task, sigma, channels) == model
+    assert model in registry.load_manifest()
+
+
+def test_benchmarks_are_recognised_from_the_folder_or_its_parent(tmp_path: Path) -> None:
+    assert cli_eval.benchmark_name(tmp_path / "cbsd68") == "CBSD68"
+    assert cli_eval.benchmark_name(tmp_path / "Rain100L" / "input") == "Rain100L"
+    assert cli_eval.benchmark_name(tmp_path / "holiday") is None
+
+
+def test_the_paper_value_is_shown_only_for_its_own_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = dict(registry.load_manifest())
+    name = "gaussian_color_denoising_sigma25"
+    entries[name] = dataclasses.replace(entries[name], paper_psnr=12.34, paper_benchmark="CBSD68")
+    monkeypatch.setattr(registry, "load_manifest", lambda: entries)
+
+    assert cli_eval.paper_psnr(name, "CBSD68") == 12.34
+    assert cli_eval.paper_psnr(name, "Kodak24") is None
+    assert cli_eval.paper_psnr(None, "CBSD68") is None
+
+    outcomes = [cli_eval.Outcome("1", score=cli_eval.metrics.Score(30.0, 0.9))]
+    summary = cli_eval.summarise(outcomes, "CBSD68", name, 12.34)
+    lines = cli_eval.json_lines(outcomes, summary)
+    assert json.loads(lines[-1])["paper_psnr"] == 12.34
+    console = cli_eval.Console(record=True, width=100)
+    console.print(cli_eval.table(outcomes, summary, verbose=False))
+    text = console.export_text()
+    assert "paper" in text and "12.34" in text
