@@ -210,16 +210,15 @@ def benchmark_name(folder: Path) -> str | None:
     return None
 
 
-def paper_psnr(model: str | None, benchmark: str | None) -> float | None:
-    """The paper's PSNR for this model on this benchmark, when the manifest records it."""
+def paper_psnr(model: str | None, benchmark: str | None, sigma: float | None = None) -> float | None:
+    """The paper's PSNR for this model on this benchmark (and noise level), when the
+    manifest records it."""
     if model is None or benchmark is None:
         return None
     from restore_cli import registry
 
     entry = registry.load_manifest().get(model)
-    if entry is None or entry.paper_psnr is None or (entry.paper_benchmark or "").lower() != benchmark.lower():
-        return None
-    return entry.paper_psnr
+    return entry.paper_psnr(benchmark, sigma) if entry else None
 
 
 def build_restorer(model: str | None, weights: Path | None, engine_options: dict[str, Any]) -> Any:
@@ -335,7 +334,7 @@ def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
     restorer = build_restorer(model, request.weights, request.engine)
     outcomes = [run_step(p.name, p.source, _model_step(request, restorer, p)) for p in pairs]
     benchmark = benchmark_name(request.sources)
-    return failed + outcomes, summarise(failed + outcomes, benchmark, model, paper_psnr(model, benchmark))
+    return failed + outcomes, summarise(failed + outcomes, benchmark, model, paper_psnr(model, benchmark, request.sigma))
 
 
 def _model_step(request: Request, restorer: Any, pair: Pair) -> Step:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 from typing import Any, List, Optional
@@ -36,15 +38,17 @@ def _describe(entry: registry.ModelEntry) -> dict[str, Any]:
         "path": str(cached) if cached else None,
         "pinned": entry.sha256_known,
         "licence": entry.licence,
-        "paper_psnr": entry.paper_psnr,
-        "paper_benchmark": entry.paper_benchmark,
+        "paper": [dataclasses.asdict(result) for result in entry.paper],
     }
 
 
 def _psnr_text(row: dict[str, Any]) -> str:
-    if row["paper_psnr"] is None:
+    """The paper's first (headline) score; the full list is in `--json`."""
+    if not row["paper"]:
         return "-"
-    return f"{row['paper_psnr']:.2f} dB ({row['paper_benchmark']})"
+    headline = row["paper"][0]
+    sigma = f" σ={headline['sigma']}" if headline["sigma"] else ""
+    return f"{headline['psnr']:.2f} dB ({headline['benchmark']}{sigma})"
 
 
 def _table(rows: list[dict[str, Any]]) -> list[str]:

@@ -36,6 +36,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "HubFile",
     "ModelEntry",
+    "PaperResult",
     "RegistryError",
     "UnknownModelError",
     "Verification",
@@ -75,6 +76,17 @@ class HubFile:
 
 
 @dataclass(frozen=True)
+class PaperResult:
+    """One score the paper reports for a checkpoint: a benchmark, and for Gaussian
+    denoising the noise level it was measured at."""
+
+    benchmark: str
+    psnr: float
+    ssim: float | None = None
+    sigma: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One official checkpoint as the manifest describes it."""
 
@@ -90,8 +102,14 @@ class ModelEntry:
     licence: str
     training_data: str
     hub: HubFile | None = None
-    paper_psnr: float | None = None
-    paper_benchmark: str | None = None
+    paper: tuple[PaperResult, ...] = ()
+
+    def paper_psnr(self, benchmark: str, sigma: float | None = None) -> float | None:
+        """The paper's PSNR on this benchmark (at this noise level), if the manifest has it."""
+        for result in self.paper:
+            if result.benchmark.lower() == benchmark.lower() and result.sigma in (None, sigma):
+                return result.psnr
+        return None
 
 
 @dataclass(frozen=True)
@@ -115,14 +133,13 @@ def parse_manifest(text: str) -> dict[str, ModelEntry]:
 def _entry(name: str, fields: dict[str, Any]) -> ModelEntry:
     fields = dict(fields)
     hub = fields.pop("hub", None)
-    paper = fields.pop("paper", {})
+    paper = tuple(PaperResult(**result) for result in fields.pop("paper", []))
     if fields["sha256_known"] != bool(fields["sha256"]):
         raise ValueError(f"manifest entry {name}: sha256 and sha256_known disagree")
     return ModelEntry(
         name=name,
         hub=HubFile(**hub) if hub else None,
-        paper_psnr=paper.get("psnr"),
-        paper_benchmark=paper.get("benchmark"),
+        paper=paper,
         **fields,
     )
 

@@ -284,13 +284,16 @@ def test_benchmarks_are_recognised_from_the_folder_or_its_parent(tmp_path: Path)
 
 def test_the_paper_value_is_shown_only_for_its_own_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
     entries = dict(registry.load_manifest())
-    name = "gaussian_color_denoising_sigma25"
-    entries[name] = dataclasses.replace(entries[name], paper_psnr=12.34, paper_benchmark="CBSD68")
+    name = "gaussian_color_denoising_blind"
+    paper = (registry.PaperResult("CBSD68", 12.34, sigma=25), registry.PaperResult("CBSD68", 10.5, sigma=50))
+    entries[name] = dataclasses.replace(entries[name], paper=paper)
     monkeypatch.setattr(registry, "load_manifest", lambda: entries)
 
-    assert cli_eval.paper_psnr(name, "CBSD68") == 12.34
-    assert cli_eval.paper_psnr(name, "Kodak24") is None
-    assert cli_eval.paper_psnr(None, "CBSD68") is None
+    assert cli_eval.paper_psnr(name, "CBSD68", 25) == 12.34
+    assert cli_eval.paper_psnr(name, "cbsd68", 50) == 10.5
+    assert cli_eval.paper_psnr(name, "CBSD68", 15) is None
+    assert cli_eval.paper_psnr(name, "Kodak24", 25) is None
+    assert cli_eval.paper_psnr(None, "CBSD68", 25) is None
 
     outcomes = [cli_eval.Outcome("1", score=cli_eval.metrics.Score(30.0, 0.9))]
     summary = cli_eval.summarise(outcomes, "CBSD68", name, 12.34)

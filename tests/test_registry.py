@@ -88,6 +88,33 @@ training_data = "t"
         registry.parse_manifest(text)
 
 
+def test_paper_scores_are_looked_up_by_benchmark_and_noise_level() -> None:
+    text = """
+[models.blind]
+task = "denoise"
+description = "d"
+variant = "rgb_biasfree"
+filename = "blind.pth"
+url = "https://example.invalid/blind.pth"
+sha256 = ""
+sha256_known = false
+size = 0
+licence = "l"
+training_data = "t"
+paper = [
+  { benchmark = "CBSD68", sigma = 15, psnr = 34.0 },
+  { benchmark = "CBSD68", sigma = 50, psnr = 28.0, ssim = 0.8 },
+  { benchmark = "Kodak24", sigma = 15, psnr = 35.0 },
+]
+"""
+    entry = registry.parse_manifest(text)["blind"]
+    assert entry.paper_psnr("cbsd68", 50) == 28.0
+    assert entry.paper_psnr("CBSD68", 15) == 34.0
+    assert entry.paper_psnr("CBSD68", 25) is None
+    assert entry.paper_psnr("Urban100", 15) is None
+    assert entry.paper[1].ssim == 0.8
+
+
 # --------------------------------------------------------------------------- downloads
 
 
