@@ -435,14 +435,13 @@ _Stage = TypeVar("_Stage", _Loaded, _Restored, Result)
 
 @dataclass
 class _TileCount:
-    """Forwards tile progress and counts the tiles of every pass (a gray model on RGB runs three)."""
+    """Forwards tile progress and remembers the number of tiles, for the result."""
 
     forward: TileProgress | None
     total: int = 0
 
     def __call__(self, done: int, total: int) -> None:
-        if done == total:
-            self.total += total
+        self.total = total
         if self.forward is not None:
             self.forward(done, total)
 
@@ -525,19 +524,20 @@ def _describe_failure(job: Job, error: Exception) -> str:
 
 
 def _run_model(model: Model, images: tuple[DecodedImage, ...], progress: TileProgress, name: str) -> torch.Tensor:
-    """Feed the model what it takes: two views for dual-pixel models, each RGB channel alone for
-    gray models (noise is independent per channel, so a gray denoiser applies to each), and
-    gray photos as RGB for RGB models (written back as gray by `with_pixels`)."""
-    import torch
-
+    """Feed the model what it takes: two views for dual-pixel models, gray photos as RGB for RGB
+    models (written back as gray by `with_pixels`). A colour photo is refused by a gray model:
+    restoring each channel alone would be slower and worse than the colour model the user
+    almost certainly meant, so the message names it."""
     if model.in_channels == 6:
         return model.restore(_dual_pixel_tensor(images, model.name, name), progress)
     if len(images) != 1:
         raise InputError(f"{name}: {model.name} restores one image, not a dual-pixel pair; use a dual-pixel model")
     image = images[0]
     if model.in_channels == 1 and image.channels == 3:
-        planes = to_tensor(image).split(1, dim=1)
-        return torch.cat([model.restore(plane, progress) for plane in planes], dim=1)
+        raise InputError(
+            f"{name}: is a colour image but {model.name} is a grayscale model; use a colour model "
+            "(for denoising, the default or --model gaussian picks one per image)"
+        )
     return model.restore(to_tensor(image, channels=model.in_channels), progress)
 
 

@@ -9,6 +9,7 @@ import typer
 from restore_cli import __version__
 from restore_cli.cli_eval import eval_command
 from restore_cli.cli_models import models_app
+from restore_cli.cli_tasks import TASKS, deblur, defocus, denoise, derain, epilog
 
 app = typer.Typer(
     name="restore",
@@ -17,6 +18,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_app, name="models")
+app.command("denoise", epilog=epilog(TASKS["denoise"]))(denoise)
+app.command("derain", epilog=epilog(TASKS["derain"]))(derain)
+app.command("deblur", epilog=epilog(TASKS["deblur"]))(deblur)
+app.command("defocus", epilog=epilog(TASKS["defocus"]))(defocus)
 app.command("eval")(eval_command)
 
 

@@ -193,12 +193,14 @@ def test_gray_photos_go_through_rgb_models_and_come_back_gray(tmp_path: Path) ->
     assert np.abs(written.pixels - (1 - read_image(job.sources[0]).pixels)).max() <= 1 / 255
 
 
-def test_a_gray_model_restores_each_rgb_channel_on_its_own(tmp_path: Path) -> None:
-    calls: list = []
+def test_a_gray_model_refuses_a_colour_photo_naming_both(tmp_path: Path) -> None:
     (job,) = plan_jobs([str(_save(tmp_path / "c.png"))], Naming("denoise"))
-    result = _pipeline(_invert(in_channels=1, calls=calls)).process_one(job)
-    assert calls == [(1, 1, 8, 16)] * 3 and result.tiles == 6
-    assert np.abs(read_image(job.output).pixels - (1 - read_image(job.sources[0]).pixels)).max() < 1e-6
+    result = _pipeline(_invert("gray_denoiser", in_channels=1)).process_one(job)
+    assert result.status == "failed" and not Path(job.output).exists()
+    assert result.error == (
+        f"{job.sources[0]}: is a colour image but gray_denoiser is a grayscale model; use a colour model "
+        "(for denoising, the default or --model gaussian picks one per image)"
+    )
 
 
 def test_a_dual_pixel_model_gets_both_views_and_refuses_a_single_image(tmp_path: Path) -> None:

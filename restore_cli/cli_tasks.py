@@ -1,0 +1,277 @@
+"""`restore denoise|derain|deblur|defocus`: the task commands, with a default model per task.
+
+All task commands take the same options, so their signatures are built from one list of
+parameters instead of being written out four times; each command only adds its own extras
+(`--sigma` for denoise, `--dual-pixel` for defocus).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, List, Literal, NoReturn, Optional
+
+import typer
+
+from restore_cli import batch
+
+SIGMAS = (15, 25, 50)
+GAUSSIAN = "gaussian"
+DUAL_PIXEL_MODEL = "dual_pixel_defocus_deblurring"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A command: its zoo default, the word put in output names, and its help."""
+
+    name: str
+    model: str
+    summary: str
+    examples: str
+    word: str = ""
+
+    @property
+    def output_word(self) -> str:
+        return self.word or self.name
+
+
+TASKS = {
+    "denoise": Task(
+        "denoise",
+        "real_denoising",
+        "Remove noise. Colour photos use real_denoising (real camera noise), grayscale ones "
+        "gaussian_gray_denoising_blind; --model gaussian picks the blind Gaussian denoisers and "
+        "--sigma 15|25|50 the non-blind ones.",
+        "restore denoise photo.jpg                    # writes photo_denoise.jpg\n"
+        "restore denoise shoot/ -r -o clean/          # mirrors the tree under clean/\n"
+        "restore denoise scan.tif --sigma 25 --model gaussian\n"
+        "cat noisy.png | restore denoise - -o - > clean.png",
+    ),
+    "derain": Task(
+        "derain",
+        "deraining",
+        "Remove rain streaks (model: deraining).",
+        "restore derain street.png -o street_dry.png\n"
+        "restore derain 'rainy/*.jpg' -o dry/ --skip-existing --json > report.jsonl",
+    ),
+    "deblur": Task(
+        "deblur",
+        "motion_deblurring",
+        "Remove motion blur (model: motion_deblurring).",
+        "restore deblur shake.jpg --quality 98\n"
+        "restore deblur frames/ -o sharp/ --format png --device cuda",
+    ),
+    "defocus": Task(
+        "defocus",
+        "single_image_defocus_deblurring",
+        "Remove defocus blur (model: single_image_defocus_deblurring); with --dual-pixel, from "
+        "the LEFT and RIGHT views of a dual-pixel capture (dual_pixel_defocus_deblurring, 16-bit capable).",
+        "restore defocus portrait.jpg\n"
+        "restore defocus --dual-pixel left.png right.png -o sharp.png",
+    ),
+}
+
+LICENCE_NOTE = "The official weights are for non-commercial use (Academic Public License); see `restore models list`."
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Every option a task command accepts, as parsed by Typer."""
+
+    inputs: List[str]
+    output: Optional[str]
+    model: Optional[str]
+    weights: Optional[Path]
+    tile: str
+    overlap: int
+    max_memory: Optional[str]
+    device: str
+    precision: str
+    recursive: bool
+    overwrite: bool
+    skip_existing: bool
+    suffix: Optional[str]
+    format: Optional[str]
+    quality: int
+    as_json: bool
+    quiet: bool
+    offline: bool
+    debug: bool
+    sigma: Optional[int] = None
+    dual_pixel: bool = False
+
+
+def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+
+COMMON = [
+    _param("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Image files, folders, glob patterns, or - for stdin.", show_default=False)),
+    _param("output", Optional[str], typer.Option(None, "-o", "--output", metavar="OUT", help="Output file, folder, or - for stdout. Default: next to each input as <stem>_<task>.<ext>.")),
+    _param("model", Optional[str], typer.Option(None, "--model", help="Zoo model name instead of the task's default (see `restore models list`).")),
+    _param("weights", Optional[Path], typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file (.pth/.safetensors) instead of a zoo model.")),
+    _param("tile", str, typer.Option("auto", "--tile", help="Tile side in pixels, auto (fit --max-memory) or 0 (whole image).")),
+    _param("overlap", int, typer.Option(32, "--overlap", min=0, help="Overlap between tiles, in pixels.")),
+    _param("max_memory", Optional[str], typer.Option(None, "--max-memory", metavar="SIZE", help="Memory budget such as 2GB (default: a safe share of free memory).")),
+    _param("device", str, typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")),
+    _param("precision", str, typer.Option("auto", "--precision", help="auto (fp32), fp32, bf16, or fp16 (CUDA only).")),
+    _param("recursive", bool, typer.Option(False, "--recursive", "-r", help="Include subfolders, mirroring the tree under -o.")),
+    _param("overwrite", bool, typer.Option(False, "--overwrite", help="Replace outputs that already exist (never an input).")),
+    _param("skip_existing", bool, typer.Option(False, "--skip-existing", help="Keep outputs that already exist: resume a big batch.")),
+    _param("suffix", Optional[str], typer.Option(None, "--suffix", help="Text added to each output's name (default: _<task> next to the input, none in an -o folder).")),
+    _param("format", Optional[Literal["png", "jpg", "tif", "webp", "bmp"]], typer.Option(None, "--format", help="Output format (default: the input's; PNG for stdout).")),
+    _param("quality", int, typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality.")),
+    _param("as_json", bool, typer.Option(False, "--json", help="Print one JSON object per image and a summary on stdout.")),
+    _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr (errors are still shown).")),
+    _param("offline", bool, typer.Option(False, "--offline", help="Use only models already in the cache.")),
+    _param("debug", bool, typer.Option(False, "--debug", help="Show tracebacks for unexpected errors.")),
+]
+SIGMA = _param("sigma", Optional[int], typer.Option(None, "--sigma", help="Noise level 15, 25 or 50: use the non-blind Gaussian denoiser."))
+DUAL_PIXEL = _param("dual_pixel", bool, typer.Option(False, "--dual-pixel", help="INPUTs are LEFT RIGHT views of a dual-pixel capture."))
+
+
+def _command(task: Task, extras: list[inspect.Parameter]) -> Callable[..., None]:
+    """A Typer command for ``task`` whose signature is COMMON plus ``extras``."""
+
+    def command(**values: Any) -> None:
+        run_task(task, TaskOptions(**values))
+
+    parameters = COMMON + extras
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+    command.__name__ = task.name
+    command.__doc__ = f"{task.summary}\n\n{LICENCE_NOTE}"
+    return command
+
+
+def epilog(task: Task) -> str:
+    """Examples, kept apart from the summary so that Click prints them line by line."""
+    return "Examples:\n\n" + task.examples
+
+
+denoise = _command(TASKS["denoise"], [SIGMA])
+derain = _command(TASKS["derain"], [])
+deblur = _command(TASKS["deblur"], [])
+defocus = _command(TASKS["defocus"], [DUAL_PIXEL])
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_task(task: Task, options: TaskOptions) -> None:
+    """Plan, load and run; every outcome ends in typer.Exit with the documented exit code."""
+    if options.debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s")
+    try:
+        code = _run(task, options)
+    except batch.UsageError as error:
+        _fail(str(error), batch.EXIT_USAGE)
+    except Exception as error:
+        if options.debug:
+            raise
+        _fail(batch.describe_error(error), batch.EXIT_FAILED)
+    raise typer.Exit(code)
+
+
+def _run(task: Task, options: TaskOptions) -> int:
+    choice = model_choice(task, options)
+    settings = _settings(options)
+    settings.check()
+    jobs = batch.plan_jobs(options.inputs, _naming(task, options), views=2 if options.dual_pixel else 1)
+    models = batch.Models(choice, settings.load)
+    if choice.color == choice.gray and any(not job.skip and job.problem is None for job in jobs):
+        models.get(choice.color)  # one clear error, rather than one per image, for a bad checkpoint
+    pipeline = batch.Pipeline(models, format=options.format, quality=options.quality)
+    reporter = batch.Reporter(
+        stdout=sys.stdout, stderr=sys.stderr, json=options.as_json, progress=_watched(options)
+    )
+    return batch.execute(jobs, pipeline, reporter)
+
+
+def model_choice(task: Task, options: TaskOptions) -> batch.ModelChoice:
+    """The model for colour and for gray images, from the task's default and the options."""
+    if options.weights is not None:
+        if options.model is not None or options.sigma is not None:
+            raise batch.UsageError("--weights replaces the zoo model: drop --model/--sigma")
+        return batch.ModelChoice.single(options.weights)
+    if task.name == "denoise":
+        choice = _denoise_choice(options.model, options.sigma)
+    else:
+        default = DUAL_PIXEL_MODEL if options.dual_pixel else task.model
+        choice = batch.ModelChoice.single(options.model or default)
+    _check_zoo_names(choice)
+    return choice
+
+
+def _denoise_choice(model: Optional[str], sigma: Optional[int]) -> batch.ModelChoice:
+    if sigma is not None and sigma not in SIGMAS:
+        raise batch.UsageError(f"--sigma {sigma}: the non-blind denoisers exist for sigma {', '.join(map(str, SIGMAS))}")
+    if sigma is not None:
+        if model not in (None, GAUSSIAN):
+            raise batch.UsageError(f"--sigma picks a Gaussian denoiser; it cannot be combined with --model {model}")
+        return batch.ModelChoice(f"gaussian_color_denoising_sigma{sigma}", f"gaussian_gray_denoising_sigma{sigma}")
+    if model == GAUSSIAN:
+        return batch.ModelChoice("gaussian_color_denoising_blind", "gaussian_gray_denoising_blind")
+    if model is not None:
+        return batch.ModelChoice.single(model)
+    return batch.ModelChoice(TASKS["denoise"].model, "gaussian_gray_denoising_blind")
+
+
+def _check_zoo_names(choice: batch.ModelChoice) -> None:
+    from restore_cli import registry
+
+    for spec in (choice.color, choice.gray):
+        if isinstance(spec, str):
+            try:
+                registry.get_entry(spec)
+            except registry.UnknownModelError as error:
+                raise batch.UsageError(str(error)) from None
+
+
+def _settings(options: TaskOptions) -> batch.EngineSettings:
+    return batch.EngineSettings(
+        device=options.device,
+        precision=options.precision,
+        tile=_parse_tile(options.tile),
+        overlap=options.overlap,
+        max_memory=options.max_memory,
+        offline=True if options.offline else None,
+        download_progress=_watched(options),
+    )
+
+
+def _parse_tile(value: str) -> int | str:
+    if value == "auto":
+        return value
+    if value.isdigit() and (int(value) == 0 or int(value) >= 8):
+        return int(value)
+    raise batch.UsageError(f"--tile must be auto, 0 (whole image) or at least 8 pixels, got {value!r}")
+
+
+def _naming(task: Task, options: TaskOptions) -> batch.Naming:
+    if options.overwrite and options.skip_existing:
+        raise batch.UsageError("--overwrite and --skip-existing contradict each other; pick one")
+    if options.output == batch.STDIO and options.as_json:
+        raise batch.UsageError("-o - and --json both need stdout; write the image to a file or drop --json")
+    policy: batch.Policy = "overwrite" if options.overwrite else "skip" if options.skip_existing else "error"
+    return batch.Naming(
+        task=task.output_word,
+        output=options.output,
+        suffix=options.suffix,
+        format=options.format,
+        recursive=options.recursive,
+        existing=policy,
+    )
+
+
+def _watched(options: TaskOptions) -> bool:
+    return not options.quiet and sys.stderr.isatty()
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
