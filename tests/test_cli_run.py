@@ -1,0 +1,113 @@
+"""`restore run`: one file through a checkpoint, and one clear line for every user mistake."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from restore_cli.checkpoints import load_model
+from restore_cli.cli import app
+from restore_cli.engine import Restorer
+
+DATA = Path(__file__).parent / "data"
+WEIGHTS = DATA / "golden" / "tiny_rgb_withbias.pth"
+runner = CliRunner()
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    """A small real photo (a crop of BSD68 3096) to keep the run fast."""
+    path = tmp_path / "photo.png"
+    Image.open(DATA / "photos" / "3096.png").crop((120, 80, 280, 200)).save(path)
+    return path
+
+
+def run(*args: str, stdin: bytes | None = None):
+    return runner.invoke(app, ["run", *args], input=stdin)
+
+
+def assert_one_line_error(result, exit_code: int, *fragments: str) -> None:
+    assert result.exit_code == exit_code, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_restores_a_file_like_the_library_does(photo, tmp_path):
+    output = tmp_path / "out.png"
+
+    result = run(str(photo), "-o", str(output), "--weights", str(WEIGHTS), "--tile", "64", "--overlap", "16")
+
+    assert result.exit_code == 0, result.output
+    written = np.asarray(Image.open(output), dtype=np.float32) / 255
+    pixels = np.asarray(Image.open(photo), dtype=np.float32) / 255
+    expected = Restorer(load_model(WEIGHTS), device="cpu", tile=64, overlap=16).restore(pixels)
+    assert written.shape == pixels.shape
+    np.testing.assert_allclose(written, expected, atol=0.5 / 255 + 1e-6)
+    assert "tiles 9/9" in result.stderr  # 3 x 3 tiles of 64 with >= 16 px overlap over 120 x 160
+
+
+def test_stdin_to_stdout(photo):
+    result = run("-", "-o", "-", "--weights", str(WEIGHTS), "--quiet", stdin=photo.read_bytes())
+
+    assert result.exit_code == 0, result.stderr
+    restored = Image.open(io.BytesIO(result.stdout_bytes))
+    assert restored.format == "PNG" and restored.size == (160, 120)
+    assert result.stderr == ""
+
+
+def test_missing_input_names_the_file(tmp_path):
+    missing = tmp_path / "nope.png"
+
+    result = run(str(missing), "-o", str(tmp_path / "out.png"), "--weights", str(WEIGHTS))
+
+    assert_one_line_error(result, 1, str(missing))
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_unusable_weights_name_the_checkpoint(photo, tmp_path):
+    weights = tmp_path / "broken.pth"
+    weights.write_bytes(b"not a checkpoint")
+
+    result = run(str(photo), "-o", str(tmp_path / "out.png"), "--weights", str(weights))
+
+    assert_one_line_error(result, 1, "broken.pth")
+
+
+def test_budget_too_small_is_one_line_and_writes_nothing(photo, tmp_path):
+    output = tmp_path / "out.png"
+
+    result = run(str(photo), "-o", str(output), "--weights", str(WEIGHTS), "--max-memory", "10MB")
+
+    assert_one_line_error(result, 1, str(photo), "--max-memory")
+    assert not output.exists()
+
+
+def test_model_and_image_channels_must_agree(tmp_path):
+    colour = tmp_path / "colour.png"
+    shutil.copy(DATA / "photos" / "3096.png", colour)
+    gray_weights = DATA / "golden" / "tiny_gray_biasfree.pth"
+
+    result = run(str(colour), "-o", str(tmp_path / "out.png"), "--weights", str(gray_weights))
+
+    assert_one_line_error(result, 1, str(colour))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "fragment"),
+    [("--tile", "big", "--tile"), ("--tile", "4", "--tile"), ("--precision", "fp8", "precision"),
+     ("--precision", "fp16", "CUDA"), ("--max-memory", "lots", "2GB"),
+     pytest.param("--device", "cuda", "CUDA", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA"))],
+)
+def test_bad_options_are_usage_errors(photo, tmp_path, option, value, fragment):
+    result = run(str(photo), "-o", str(tmp_path / "out.png"), "--weights", str(WEIGHTS), option, value)
+
+    assert_one_line_error(result, 2, fragment)
