@@ -662,6 +662,8 @@ class Reporter:
     stderr: TextIO
     json: bool = False
     progress: bool = False
+    log_tiles: bool = False
+    """Without the live display, write plain tile counts (for logs of engine measurements)."""
     _console: Console = field(init=False)
     _bar: Progress | None = field(init=False, default=None)
     _images: TaskID = field(init=False, default=TaskID(0))
@@ -691,6 +693,9 @@ class Reporter:
     def tiles(self, done: int, total: int) -> None:
         if self._bar is not None:
             self._bar.update(self._tiles, completed=done, total=total)
+        elif self.log_tiles and total > 1:
+            self.stderr.write(f"\rtiles {done}/{total}" + ("\n" if done == total else ""))
+            self.stderr.flush()
 
     def result(self, result: Result) -> None:
         self._done += 1

@@ -9,7 +9,7 @@ import typer
 from restore_cli import __version__
 from restore_cli.cli_eval import eval_command
 from restore_cli.cli_models import models_app
-from restore_cli.cli_run import run_command
+from restore_cli.cli_run import RUN, run_command
 from restore_cli.cli_tasks import TASKS, deblur, defocus, denoise, derain, epilog
 
 app = typer.Typer(
@@ -24,7 +24,7 @@ app.command("derain", epilog=epilog(TASKS["derain"]))(derain)
 app.command("deblur", epilog=epilog(TASKS["deblur"]))(deblur)
 app.command("defocus", epilog=epilog(TASKS["defocus"]))(defocus)
 app.command("eval")(eval_command)
-app.command("run")(run_command)
+app.command("run", epilog=epilog(RUN))(run_command)
 
 
 def _print_version(value: bool) -> None:

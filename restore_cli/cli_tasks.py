@@ -28,10 +28,12 @@ class Task:
     """A command: its zoo default, the word put in output names, and its help."""
 
     name: str
-    model: str
+    model: Optional[str]
     summary: str
     examples: str
     word: str = ""
+    log_tiles: bool = False
+    """Plain tile counts on stderr when it is not a terminal (for `restore run`, which measures the engine)."""
 
     @property
     def output_word(self) -> str:
@@ -83,7 +85,6 @@ class TaskOptions:
 
     inputs: List[str]
     output: Optional[str]
-    model: Optional[str]
     weights: Optional[Path]
     tile: str
     overlap: int
@@ -100,6 +101,7 @@ class TaskOptions:
     quiet: bool
     offline: bool
     debug: bool
+    model: Optional[str] = None
     sigma: Optional[int] = None
     dual_pixel: bool = False
 
@@ -133,13 +135,15 @@ SIGMA = _param("sigma", Optional[int], typer.Option(None, "--sigma", help="Noise
 DUAL_PIXEL = _param("dual_pixel", bool, typer.Option(False, "--dual-pixel", help="INPUTs are LEFT RIGHT views of a dual-pixel capture."))
 
 
-def _command(task: Task, extras: list[inspect.Parameter]) -> Callable[..., None]:
-    """A Typer command for ``task`` whose signature is COMMON plus ``extras``."""
+WEIGHTS_REQUIRED = _param("weights", Path, typer.Option(..., "--weights", metavar="CKPT", help="Restormer checkpoint (.pth or .safetensors); its configuration is read from the file."))
+
+
+def _command(task: Task, parameters: list[inspect.Parameter]) -> Callable[..., None]:
+    """A Typer command for ``task`` with the given signature."""
 
     def command(**values: Any) -> None:
         run_task(task, TaskOptions(**values))
 
-    parameters = COMMON + extras
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
     command.__name__ = task.name
@@ -152,10 +156,15 @@ def epilog(task: Task) -> str:
     return "Examples:\n\n" + task.examples
 
 
-denoise = _command(TASKS["denoise"], [SIGMA])
-derain = _command(TASKS["derain"], [])
-deblur = _command(TASKS["deblur"], [])
-defocus = _command(TASKS["defocus"], [DUAL_PIXEL])
+denoise = _command(TASKS["denoise"], COMMON + [SIGMA])
+derain = _command(TASKS["derain"], COMMON)
+deblur = _command(TASKS["deblur"], COMMON)
+defocus = _command(TASKS["defocus"], COMMON + [DUAL_PIXEL])
+
+
+def checkpoint_command(task: Task) -> Callable[..., None]:
+    """A command for ``task`` that runs the checkpoint given by a required --weights, no zoo model."""
+    return _command(task, [WEIGHTS_REQUIRED if p.name == "weights" else p for p in COMMON if p.name != "model"])
 
 
 # ---------------------------------------------------------------- running
@@ -186,7 +195,11 @@ def _run(task: Task, options: TaskOptions) -> int:
         models.get(choice.color)  # one clear error, rather than one per image, for a bad checkpoint
     pipeline = batch.Pipeline(models, format=options.format, quality=options.quality)
     reporter = batch.Reporter(
-        stdout=sys.stdout, stderr=sys.stderr, json=options.as_json, progress=_watched(options)
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+        json=options.as_json,
+        progress=_watched(options),
+        log_tiles=task.log_tiles and not options.quiet,
     )
     return batch.execute(jobs, pipeline, reporter)
 

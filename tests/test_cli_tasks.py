@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -51,6 +52,16 @@ runner = CliRunner()
 
 
 # ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread
+    hand-offs can cost 100x the work itself."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,10 +244,10 @@ def test_stdin_to_stdout_through_the_cli(photos: Photos) -> None:
     _assert_restored(result.stdout_bytes, _apply(RGB_WITHBIAS, photos.colour))
 
 
-def _subprocess(*args: str | Path, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _subprocess(*args: str | Path, stderr=subprocess.PIPE, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "restore_cli", *map(str, args)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, **kwargs)
 
 
 def test_a_shell_pipeline_with_jpeg_on_stdout(photos: Photos) -> None:
@@ -269,6 +280,30 @@ def test_a_signal_stops_a_batch_cleanly_leaving_only_whole_files(photos: Photos,
         assert read_image(path).pixels.shape == big.pixels.shape
 
 
+def test_progress_and_summary_appear_only_when_stderr_is_a_terminal(photos: Photos, tmp_path: Path) -> None:
+    reader, terminal = pty.openpty()
+    process = _subprocess("derain", photos.colour, photos.gray, "-o", tmp_path, "--weights", RGB_WITHBIAS, stderr=terminal)
+    os.close(terminal)
+    shown = _read_all(reader)
+    assert process.wait(timeout=120) == 0 and process.stdout.read() == b""
+    assert "images" in shown and "tiles" in shown and "2 restored, 0 skipped, 0 failed" in shown
+
+
+def _read_all(descriptor: int) -> str:
+    """Everything written to a pty until its last writer closes it (Linux then raises EIO)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(descriptor, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(descriptor)
+    return b"".join(chunks).decode(errors="replace")
+
+
 # ---------------------------------------------------------------- batches
 
 
@@ -298,6 +333,16 @@ def test_a_folder_batch_goes_on_past_a_bad_file_and_reports_json(photos: Photos,
     assert lines[1]["error"] == result.stderr.removeprefix("error: ").strip()
     _assert_restored(out / "sub" / "c.png", _apply(RGB_WITHBIAS, photos.gray))
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a.png", "c.png"]
+
+
+def test_run_takes_several_inputs_through_the_same_batch_path(photos: Photos, tmp_path: Path) -> None:
+    for source in (photos.colour, photos.gray):
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    result = _invoke("run", "--weights", RGB_WITHBIAS, tmp_path / "c.png", tmp_path / "g.png", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [line.get("status") for line in _json_lines(result.stdout)] == ["ok", "ok", None]
+    _assert_restored(tmp_path / "c_restored.png", _apply(RGB_WITHBIAS, photos.colour))
+    _assert_restored(tmp_path / "g_restored.png", _apply(RGB_WITHBIAS, photos.gray))
 
 
 def test_existing_outputs_are_errors_unless_skipped_or_overwritten(photos: Photos, tmp_path: Path) -> None:
