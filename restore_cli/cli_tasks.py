@@ -269,6 +269,9 @@ def _naming(task: Task, options: TaskOptions) -> batch.Naming:
         raise batch.UsageError("--overwrite and --skip-existing contradict each other; pick one")
     if options.output == batch.STDIO and options.as_json:
         raise batch.UsageError("-o - and --json both need stdout; write the image to a file or drop --json")
+    to_stdout = options.output == batch.STDIO or (options.output is None and options.inputs == [batch.STDIO])
+    if to_stdout and sys.stdout.isatty():
+        raise batch.UsageError("refusing to write image bytes to a terminal; redirect stdout (> out.png) or give -o FILE")
     policy: batch.Policy = "overwrite" if options.overwrite else "skip" if options.skip_existing else "error"
     return batch.Naming(
         task=task.output_word,

@@ -244,10 +244,10 @@ def test_stdin_to_stdout_through_the_cli(photos: Photos) -> None:
     _assert_restored(result.stdout_bytes, _apply(RGB_WITHBIAS, photos.colour))
 
 
-def _subprocess(*args: str | Path, stderr=subprocess.PIPE, **kwargs) -> subprocess.Popen:
+def _subprocess(*args: str | Path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "restore_cli", *map(str, args)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, **kwargs)
+    return subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, **kwargs)
 
 
 def test_a_shell_pipeline_with_jpeg_on_stdout(photos: Photos) -> None:
@@ -287,6 +287,16 @@ def test_progress_and_summary_appear_only_when_stderr_is_a_terminal(photos: Phot
     shown = _read_all(reader)
     assert process.wait(timeout=120) == 0 and process.stdout.read() == b""
     assert "images" in shown and "tiles" in shown and "2 restored, 0 skipped, 0 failed" in shown
+
+
+def test_image_bytes_are_never_sent_to_a_terminal(photos: Photos) -> None:
+    reader, terminal = pty.openpty()
+    with photos.colour.open("rb") as stdin:
+        process = _subprocess("derain", "-", "--weights", RGB_WITHBIAS, stdin=stdin, stdout=terminal)
+    os.close(terminal)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2 and _read_all(reader) == ""
+    assert stderr.decode() == "error: refusing to write image bytes to a terminal; redirect stdout (> out.png) or give -o FILE\n"
 
 
 def _read_all(descriptor: int) -> str:
