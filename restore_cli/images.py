@@ -464,7 +464,8 @@ def _encode_pillow(samples: np.ndarray, fmt: str, image: DecodedImage, quality: 
 
 def _encode_png16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
     """libpng via imagecodecs writes no metadata, so ICC and EXIF chunks are added after IHDR."""
-    png = imagecodecs.png_encode(samples.squeeze(2) if samples.shape[2] == 1 else samples)
+    # libpng needs C-ordered rows; restored pixels often arrive as a permuted tensor view.
+    png = imagecodecs.png_encode(np.ascontiguousarray(samples.squeeze(2) if samples.shape[2] == 1 else samples))
     chunks = b""
     if icc:
         chunks += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))

@@ -86,6 +86,20 @@ def test_16bit_read_and_write_are_exact(tmp_path: Path, shape: tuple[int, ...], 
 
 
 @pytest.mark.parametrize("fmt", ["png", "tif"])
+def test_16bit_write_accepts_pixels_from_a_tensor(tmp_path: Path, fmt: str) -> None:
+    """Restored pixels come back as a permuted (non-contiguous) tensor view."""
+    samples = wide_uint16(12, 10, 3)
+    source = tmp_path / f"in.{fmt}"
+    source.write_bytes(png16_bytes(samples) if fmt == "png" else tiff_bytes(samples, photometric="rgb"))
+    image = read_image(source)
+
+    target = tmp_path / f"out.{fmt}"
+    write_image(with_pixels(image, to_tensor(image)), target)
+    written = imagecodecs.png_decode(target.read_bytes()) if fmt == "png" else tifffile.imread(target)
+    assert np.array_equal(written, samples)
+
+
+@pytest.mark.parametrize("fmt", ["png", "tif"])
 def test_16bit_alpha_is_passed_through(tmp_path: Path, fmt: str) -> None:
     samples = wide_uint16(9, 7, 4)
     source = tmp_path / f"in.{fmt}"
