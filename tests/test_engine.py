@@ -20,6 +20,7 @@ from restore_cli.engine import (
     pad_to_multiple,
     parse_memory_size,
 )
+from restore_cli.metrics import psnr
 from restore_cli.restormer import Restormer, RestormerConfig
 
 DATA = Path(__file__).parent / "data"
@@ -42,10 +43,6 @@ def photo() -> np.ndarray:
     """A 160 x 240 crop of a real photo (BSD68 3096), HWC float32 in [0, 1]."""
     pixels = np.asarray(Image.open(DATA / "photos" / "3096.png").convert("RGB"), dtype=np.float32) / 255
     return pixels[80:240, 120:360]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2)))
 
 
 class Pixelwise(nn.Module):
@@ -161,7 +158,7 @@ def test_smooth_blending_beats_uniform_averaging_on_a_real_photo(golden_model, p
     ours = Restorer(golden_model, device="cpu", tile=64, overlap=32).restore(photo)
     uniform = Restorer(golden_model, device="cpu", tile=64, overlap=32, blend="uniform").restore(photo)
 
-    assert psnr(ours, whole) > psnr(uniform, whole) + 3.0
+    assert psnr(ours, whole, 1.0) > psnr(uniform, whole, 1.0) + 3.0
 
 
 # -- precision -----------------------------------------------------------------------
@@ -180,7 +177,7 @@ def test_non_finite_half_precision_tile_is_recomputed_in_fp32(golden_model, phot
 
     assert np.isfinite(restored).all()
     np.testing.assert_array_equal(restored[:16, :16], fp32[:16, :16])
-    assert psnr(restored, fp32) > 30.0
+    assert psnr(restored, fp32, 1.0) > 30.0
 
 
 def test_bf16_runs_in_reduced_precision_close_to_fp32(golden_model, photo):
@@ -188,7 +185,7 @@ def test_bf16_runs_in_reduced_precision_close_to_fp32(golden_model, photo):
     bf16 = Restorer(golden_model, device="cpu", precision="bf16", tile=0).restore(photo)
 
     assert not np.array_equal(bf16, fp32)
-    assert psnr(bf16, fp32) > 30.0
+    assert psnr(bf16, fp32, 1.0) > 30.0
 
 
 def test_fp16_needs_cuda(tiny_model):
@@ -202,7 +199,7 @@ def test_cuda_half_precision_matches_fp32(golden_model, photo, precision):
     fp32 = Restorer(golden_model, device="cuda", precision="fp32", tile=64).restore(photo)
     half = Restorer(golden_model, device="cuda", precision=precision, tile=64).restore(photo)
 
-    assert psnr(half, fp32) > 30.0
+    assert psnr(half, fp32, 1.0) > 30.0
 
 
 # -- memory --------------------------------------------------------------------------
