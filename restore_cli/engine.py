@@ -225,7 +225,8 @@ class Restorer:
             try:
                 return self._run_plan(padded, plan, batch, output, progress)
             except torch.cuda.OutOfMemoryError:
-                plan, batch = self._shrink(plan, batch)
+                pass  # shrink outside the handler: the traceback pins the failed pass's tensors
+            plan, batch = self._shrink(plan, batch)
 
     def _shrink(self, plan: TilePlan, batch: int) -> tuple[TilePlan, int]:
         """After a CUDA out-of-memory error: fewer tiles per pass first, then smaller tiles."""
