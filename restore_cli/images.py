@@ -12,8 +12,10 @@ one encoder.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 import struct
 import tempfile
 import threading
@@ -28,14 +30,15 @@ from typing import TYPE_CHECKING, BinaryIO
 import imagecodecs
 import numpy as np
 import tifffile
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 if TYPE_CHECKING:
     import torch
 
-# Largest image (width x height) that read_image decodes; callers raise it to accept bigger
-# files. It replaces Pillow's decompression-bomb limit so there is a single knob, and so the
-# refusal is an ImageError that tells the user what to do rather than a Pillow exception.
+# Largest image (width x height) that read_image decodes by default; callers raise it (or
+# pass max_pixels, which `--max-pixels` does) to accept bigger files. It replaces Pillow's
+# decompression-bomb limit so there is a single knob, and so the refusal is an ImageError
+# that tells the user what to do rather than a Pillow exception.
 MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 EXIF_PREFIX = b"Exif\x00\x00"
@@ -53,6 +56,9 @@ _EXTENSIONS = {
 _FORMAT_NAMES = {ext.lstrip("."): fmt for ext, fmt in _EXTENSIONS.items()}
 _READABLE = {"PNG", "JPEG", "MPO", "TIFF", "WEBP", "BMP"}
 _SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+_SUPPORTED = "PNG, JPEG, TIFF, WebP or BMP"
+_FULL_DISK = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _NO_ALPHA_FORMATS = {"JPEG", "BMP"}  # Pillow's BMP reader ignores a 32-bit BMP's alpha
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _PILLOW_LIMIT_LOCK = threading.Lock()
@@ -99,14 +105,18 @@ class DecodedImage:
         return int(self.pixels.shape[2])
 
 
-def read_image(source: str | os.PathLike | BinaryIO) -> DecodedImage:
-    """Decode a file or binary stream, upright, with its metadata; ImageError on bad input."""
+def read_image(source: str | os.PathLike | BinaryIO, *, max_pixels: int | None = None) -> DecodedImage:
+    """Decode a file or binary stream, upright, with its metadata; ImageError on bad input.
+
+    Images over ``max_pixels`` (default MAX_PIXELS) are refused before their pixels are
+    decoded: a few bytes can declare a picture that would take all memory.
+    """
     name = _describe(source)
     data = _read_bytes(source, name)
     if not data:
-        raise ImageError(f"{name}: file is empty (0 bytes); supply a PNG, JPEG, TIFF, WebP or BMP image")
+        raise ImageError(f"{name}: file is empty (0 bytes); supply a {_SUPPORTED} image")
     try:
-        return _decode(data, name)
+        return _decode(data, name, MAX_PIXELS if max_pixels is None else max_pixels)
     except ImageError:
         raise
     except Exception as exc:
@@ -139,7 +149,8 @@ def _write_file(path: Path, data: bytes) -> None:
     try:
         _atomic_write(path, data)
     except OSError as exc:
-        hint = "check that the folder exists and is writable"
+        full = exc.errno in _FULL_DISK
+        hint = "free some disk space (or lift the file size limit)" if full else "check that the folder exists and is writable"
         raise ImageError(f"{path}: cannot write ({_reason(exc)}); {hint}") from exc
 
 
@@ -221,6 +232,7 @@ def _reason(exc: BaseException) -> str:
 def _read_bytes(source: str | os.PathLike | BinaryIO, name: str) -> bytes:
     try:
         if isinstance(source, (str, os.PathLike)):
+            _refuse_devices(Path(source), name)
             return Path(source).read_bytes()
         return source.read()
     except FileNotFoundError:
@@ -231,21 +243,28 @@ def _read_bytes(source: str | os.PathLike | BinaryIO, name: str) -> bytes:
         raise ImageError(f"{name}: cannot read ({_reason(exc)}); check the file's permissions") from exc
 
 
+def _refuse_devices(path: Path, name: str) -> None:
+    """A device such as /dev/zero never ends: reading it would take all memory. Pipes stay
+    allowed, for shell process substitution (<(...))."""
+    mode = path.stat().st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        raise ImageError(f"{name}: is a device, not an image file; pass an image file or - for stdin")
+
+
 # ---------------------------------------------------------------- decoding
 
 
-def _decode(data: bytes, name: str) -> DecodedImage:
-    with _open_unlimited(data) as im:
+def _decode(data: bytes, name: str, max_pixels: int) -> DecodedImage:
+    with _open_unlimited(data, name) as im:
         fmt = "JPEG" if im.format == "MPO" else im.format
         if im.format not in _READABLE:
             raise ImageError(f"{name}: {im.format or 'this'} files are not supported; convert it to PNG, JPEG or TIFF")
-        _check_size(im.size, name)
+        _check_size(im.size, name, max_pixels)
+        _check_single_frame(im, name)
         orientation = _orientation(im)  # first: for a PNG whose eXIf follows the pixels, this loads it
         icc = im.info.get("icc_profile") or None
         exif = _normalise_exif(im.info.get("exif"))
-        channels, bit_depth = _decode_samples(im, fmt, data, name)
-        if im.mode == "CMYK":
-            icc = _srgb_profile() if icc else None
+        channels, bit_depth, icc = _decode_samples(im, fmt, data, name, icc)
     colour, alpha = _split_alpha(_upright(channels, orientation))
     scale = np.float32(1 / (2**bit_depth - 1))
     return DecodedImage(
@@ -259,18 +278,29 @@ def _decode(data: bytes, name: str) -> DecodedImage:
 
 
 @contextmanager
-def _open_unlimited(data: bytes) -> Iterator[Image.Image]:
+def _quiet_pillow() -> Iterator[None]:
+    """Pillow warns (rather than fails) about damaged metadata such as a corrupt EXIF block;
+    restore reads past it, and a Python warning would break the one-line-per-file output.
+    The lock serialises header parsing so that concurrent readers neither see each other's
+    lifted bomb limit nor restore each other's warning filters."""
+    with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextmanager
+def _open_unlimited(data: bytes, name: str) -> Iterator[Image.Image]:
     """Open with Pillow's bomb limit lifted for the (lazy, header-only) open.
 
-    MAX_PIXELS is enforced right after by _check_size; without lifting, Pillow would refuse
-    anything over twice its own limit even when a caller raised MAX_PIXELS on purpose. The
-    lock keeps concurrent readers from restoring each other's saved limit.
+    The pixel limit is enforced right after by _check_size; without lifting, Pillow would
+    refuse anything over twice its own limit even when a caller raised the limit on purpose.
     """
-    with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with _quiet_pillow():
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
             image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise ImageError(_unidentified(data, name)) from None
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     try:
@@ -279,46 +309,85 @@ def _open_unlimited(data: bytes) -> Iterator[Image.Image]:
         image.close()
 
 
-def _check_size(size: tuple[int, int], name: str) -> None:
+def _unidentified(data: bytes, name: str) -> str:
+    """Pillow cannot open some valid TIFFs (float samples, many channels): say which kind it is."""
+    if data.startswith(_TIFF_MAGIC):
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                return _unsupported_tiff(tif.pages.first, name)
+        except Exception:
+            pass
+    return f"{name}: not a readable image (unknown or damaged content); supply a complete {_SUPPORTED} image"
+
+
+def _unsupported_tiff(page: tifffile.TiffPage, name: str) -> str:
+    samples = {1: "unsigned", 2: "signed", 3: "floating-point"}.get(int(page.sampleformat), "unusual")
+    photometric = getattr(page.photometric, "name", f"photometric {page.photometric}")
+    return (
+        f"{name}: {page.bitspersample}-bit {samples} {photometric} TIFF with {page.samplesperpixel} samples "
+        "per pixel is not supported; save it as 8- or 16-bit unsigned RGB or grayscale"
+    )
+
+
+def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
     width, height = size
-    if width * height > MAX_PIXELS:
+    if width * height > max_pixels:
         raise ImageError(
-            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {MAX_PIXELS:,}; "
-            "raise restore_cli.images.MAX_PIXELS if you trust this file"
+            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}; "
+            f"if you trust this file, pass --max-pixels {width * height} (or raise restore_cli.images.MAX_PIXELS)"
         )
 
 
-def _decode_samples(im: Image.Image, fmt: str, data: bytes, name: str) -> tuple[np.ndarray, int]:
-    """Raw samples as HxWxC (alpha last, if any) in the stored dtype, and their bit depth."""
+def _check_single_frame(im: Image.Image, name: str) -> None:
+    """Restoring one frame of an animation or one page of a document and writing it as the
+    whole would silently drop the rest. MPO is exempt: cameras store a JPEG photo plus
+    previews that way, and the photo is the first frame."""
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1 and im.format != "MPO":
+        raise ImageError(
+            f"{name}: has {frames} frames or pages (an animation or multi-page file); restore works on single "
+            "images: extract the frame you want (e.g. as PNG) and restore that"
+        )
+
+
+def _decode_samples(
+    im: Image.Image, fmt: str, data: bytes, name: str, icc: bytes | None
+) -> tuple[np.ndarray, int, bytes | None]:
+    """Raw samples as HxWxC (alpha last, if any) in the stored dtype, their bit depth, and the
+    ICC profile that describes them (converting CMYK to RGB changes it)."""
     if fmt == "PNG" and _png_bit_depth(data) == 16:
-        return _channels_last(imagecodecs.png_decode(data)), 16
-    if fmt == "TIFF" and 16 in _tiff_bits(im):
-        return _channels_last(_decode_tiff16(data, name)), 16
-    return _channels_last(np.asarray(_to_standard_mode(im, name))), 8
+        return _channels_last(imagecodecs.png_decode(data)), 16, icc
+    if fmt == "TIFF":
+        samples = _decode_tiff(data, name)
+        if samples is not None:
+            return _channels_last(samples), samples.dtype.itemsize * 8, icc
+    if im.mode == "CMYK":
+        rgb, icc = _cmyk_to_rgb(im)
+        return _channels_last(np.asarray(rgb)), 8, icc
+    return _channels_last(np.asarray(_to_standard_mode(im, name))), 8, icc
 
 
 def _png_bit_depth(data: bytes) -> int:
     return data[24] if len(data) > 25 else 8
 
 
-def _tiff_bits(im: Image.Image) -> tuple[int, ...]:
-    bits = im.tag_v2.get(258, (8,))
-    return tuple(bits) if isinstance(bits, (tuple, list)) else (bits,)
-
-
-def _decode_tiff16(data: bytes, name: str) -> np.ndarray:
+def _decode_tiff(data: bytes, name: str) -> np.ndarray | None:
+    """Unsigned 8/16-bit gray and RGB TIFFs are decoded by tifffile: it keeps 16 bits, and
+    unlike Pillow's libtiff it reports damaged strips as exceptions instead of printing
+    them on stderr. Other 8-bit kinds (palette, CMYK, 1-bit...) are left to Pillow (None)."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages.first
-        supported = page.photometric in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB)
-        if not supported or page.sampleformat != tifffile.SAMPLEFORMAT.UINT:
-            raise ImageError(
-                f"{name}: this kind of 16-bit TIFF ({page.photometric.name}, {page.sampleformat.name}) "
-                "is not supported; save it as 16-bit unsigned RGB or grayscale"
-            )
+        expected_samples = {tifffile.PHOTOMETRIC.MINISBLACK: (1, 2), tifffile.PHOTOMETRIC.RGB: (3, 4)}
+        plain = page.samplesperpixel in expected_samples.get(page.photometric, ())
+        unsigned = page.sampleformat == tifffile.SAMPLEFORMAT.UINT
+        if not unsigned or page.bitspersample > 16 or (page.bitspersample == 16 and not plain):
+            raise ImageError(_unsupported_tiff(page, name))
+        if not plain or page.bitspersample not in (8, 16):
+            return None
         samples = page.asarray()
     if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and samples.ndim == 3:
         samples = np.moveaxis(samples, 0, -1)
-    return samples.astype(np.uint16, copy=False)
+    return samples
 
 
 def _to_standard_mode(im: Image.Image, name: str) -> Image.Image:
@@ -328,8 +397,6 @@ def _to_standard_mode(im: Image.Image, name: str) -> Image.Image:
     if im.mode in ("P", "PA"):
         has_alpha = im.mode == "PA" or "transparency" in im.info or im.palette.mode == "RGBA"
         return im.convert("RGBA" if has_alpha else "RGB")
-    if im.mode == "CMYK":
-        return _cmyk_to_rgb(im)
     if im.mode in ("1", "La"):
         return im.convert("L" if im.mode == "1" else "LA")
     if im.mode in ("RGBX", "RGBa", "YCbCr", "LAB", "HSV"):
@@ -337,13 +404,18 @@ def _to_standard_mode(im: Image.Image, name: str) -> Image.Image:
     raise ImageError(f"{name}: pixel mode {im.mode} is not supported; save it as 8/16-bit RGB or grayscale")
 
 
-def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
-    """Use the embedded press profile when there is one: a naive CMYK→RGB formula shifts colours."""
+def _cmyk_to_rgb(im: Image.Image) -> tuple[Image.Image, bytes | None]:
+    """RGB pixels and their profile. The embedded press profile is used when there is one (a
+    naive CMYK→RGB formula shifts colours), giving sRGB; a damaged profile falls back to the
+    naive formula, whose result has no profile, rather than losing the photo."""
     icc = im.info.get("icc_profile")
-    if not icc:
-        return im.convert("RGB")
-    source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB"), _srgb_profile()
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass
+    return im.convert("RGB"), None
 
 
 def _srgb_profile() -> bytes:
@@ -365,7 +437,8 @@ def _split_alpha(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _orientation(im: Image.Image) -> int:
     try:
-        value = im.getexif().get(ORIENTATION_TAG, 1)
+        with _quiet_pillow():
+            value = im.getexif().get(ORIENTATION_TAG, 1)
     except Exception:
         return 1
     return value if value in range(1, 9) else 1

@@ -398,7 +398,7 @@ def assert_one_line_naming(error: pytest.ExceptionInfo[ImageError], name: str) -
     [
         ("empty.png", b"", "empty"),
         ("truncated.png", SET12_GRAY.read_bytes()[:2000], "cannot decode"),
-        ("notes.jpg", b"this is a text file, not a photo\n" * 10, "cannot decode"),
+        ("notes.jpg", b"this is a text file, not a photo\n" * 10, "not a readable image"),
         ("anim.gif", pillow_bytes(Image.new("L", (4, 4)), "GIF"), "not supported"),
     ],
 )
