@@ -127,6 +127,7 @@ def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1) -> list[
         raise UsageError("- (stdin) must be the only input; run the other inputs separately")
     destination = _destination_rule(naming, found, arguments)
     planned = _drop_earlier_outputs([(item, destination(item)) for item in found])
+    _refuse_files_as_folders(planned)
     _refuse_collisions(planned)
     _refuse_overwriting_inputs(planned)
     return [_job(item, output, naming.existing) for item, output in planned]
@@ -247,6 +248,17 @@ def _drop_earlier_outputs(planned: list[tuple[_Found, str]]) -> list[tuple[_Foun
     """A found file that this very plan would produce is an earlier run's output, not a photo to restore."""
     outputs = {_key(output) for _, output in planned if output != STDIO}
     return [(item, output) for item, output in planned if not (item.discovered and _key(item.path) in outputs)]
+
+
+def _refuse_files_as_folders(planned: list[tuple[_Found, str]]) -> None:
+    """An output below an existing file can never be written: say so once, before any work,
+    rather than once per image after it."""
+    for _, output in planned:
+        if output == STDIO:
+            continue
+        folder = next(parent for parent in Path(output).absolute().parents if parent.exists())
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is a file, so {output} cannot be written below it; choose another -o")
 
 
 def _refuse_collisions(planned: list[tuple[_Found, str]]) -> None:
@@ -453,6 +465,8 @@ class Pipeline:
     models: Models
     format: str | None = None
     quality: int = 95
+    max_pixels: int | None = None
+    """Largest input accepted, in pixels; None keeps images.MAX_PIXELS."""
     stdin: BinaryIO = field(default_factory=lambda: sys.stdin.buffer)
     stdout: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
     on_tiles: TileProgress | None = None
@@ -487,14 +501,22 @@ class Pipeline:
             if job.output == STDIO:
                 write_image(image, self.stdout, format=self.format, quality=self.quality)
             else:
-                Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+                _make_folder(Path(job.output).parent)
                 write_image(image, job.output, format=self.format, quality=self.quality)
             return Result(job.name, job.output, "ok", restored.model, image.width, image.height, restored.tiles)
 
         return _guarded(job, restored.seconds, work)
 
     def _decode(self, source: str) -> DecodedImage:
-        return read_image(self.stdin if source == STDIO else source)
+        return read_image(self.stdin if source == STDIO else source, max_pixels=self.max_pixels)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OSError(f"{folder}: cannot create the output folder ({reason}); choose another -o") from error
 
 
 def _guarded(job: Job, spent: float, work: Callable[[], _Stage]) -> _Stage | Result:

@@ -17,6 +17,7 @@ from typing import Any, Callable, List, Literal, NoReturn, Optional
 import typer
 
 from restore_cli import batch
+from restore_cli.images import MAX_PIXELS
 
 SIGMAS = (15, 25, 50)
 GAUSSIAN = "gaussian"
@@ -97,6 +98,7 @@ class TaskOptions:
     suffix: Optional[str]
     format: Optional[str]
     quality: int
+    max_pixels: Optional[int]
     as_json: bool
     quiet: bool
     offline: bool
@@ -126,6 +128,7 @@ COMMON = [
     _param("suffix", Optional[str], typer.Option(None, "--suffix", help="Text added to each output's name (default: _<task> next to the input, none in an -o folder).")),
     _param("format", Optional[Literal["png", "jpg", "tif", "webp", "bmp"]], typer.Option(None, "--format", help="Output format (default: the input's; PNG for stdout).")),
     _param("quality", int, typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality.")),
+    _param("max_pixels", Optional[int], typer.Option(None, "--max-pixels", min=1, metavar="N", help=f"Refuse images larger than N pixels (width x height) before decoding them; raise it for trusted huge files. Default: {MAX_PIXELS:,}.")),
     _param("as_json", bool, typer.Option(False, "--json", help="Print one JSON object per image and a summary on stdout.")),
     _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr (errors are still shown).")),
     _param("offline", bool, typer.Option(False, "--offline", help="Use only models already in the cache.")),
@@ -193,7 +196,7 @@ def _run(task: Task, options: TaskOptions) -> int:
     models = batch.Models(choice, settings.load)
     if choice.color == choice.gray and any(not job.skip and job.problem is None for job in jobs):
         models.get(choice.color)  # one clear error, rather than one per image, for a bad checkpoint
-    pipeline = batch.Pipeline(models, format=options.format, quality=options.quality)
+    pipeline = batch.Pipeline(models, format=options.format, quality=options.quality, max_pixels=options.max_pixels)
     reporter = batch.Reporter(
         stdout=sys.stdout,
         stderr=sys.stderr,

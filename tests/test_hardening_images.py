@@ -96,7 +96,7 @@ def hostile_files() -> list[Hostile]:
         Hostile("random.png", np.random.default_rng(1).bytes(3000), refusal="not a readable image"),
         Hostile("notes.jpg", b"shopping list: eggs, milk\n" * 20, refusal="not a readable image"),
         Hostile("bomb.png", _png_bomb(100_000), refusal="pass --max-pixels 10000000000"),
-        Hostile("animated.gif", _frames("GIF"), refusal="GIF files are not supported"),
+        Hostile("spinner.gif", _frames("GIF"), refusal="GIF files are not supported"),
         Hostile("animated.png", _frames("PNG"), refusal="has 3 frames or pages"),
         Hostile("pages.tif", _frames("TIFF"), refusal="has 3 frames or pages"),
         Hostile("float.tif", _tiff(np.linspace(0, 1, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3), photometric="rgb"), refusal="floating-point"),

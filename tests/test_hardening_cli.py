@@ -1,0 +1,219 @@
+"""Hostile inputs, weights and paths through the whole command: one line per problem, nothing
+lost, nothing half-written, inputs untouched, the good files in the batch still restored.
+
+Models are the tiny golden checkpoints given with --weights; every file is generated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from restore_cli.checkpoints import read_state_dict
+from restore_cli.images import read_image
+from tests.test_checkpoints import _RunsCodeWhenUnpickled
+from tests.test_cli_tasks import RGB_WITHBIAS, _assert_one_error_line, _invoke, _json_lines, one_thread  # noqa: F401
+from tests.test_hardening_images import CORPUS, DECODED, REFUSED, _frames, _noise
+
+EXTENSION_OF_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif"}
+
+
+def _digests(paths: list[Path]) -> dict[Path, str]:
+    return {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in paths}
+
+
+def _files_below(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+def _photo(path: Path, height: int = 24, width: int = 32, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_noise(height, width, seed=seed)).save(path)
+    return path
+
+
+def _restore(*args: str | Path):
+    return _invoke("run", "--weights", RGB_WITHBIAS, *args)
+
+
+# ---------------------------------------------------------------- image files
+
+
+def test_a_batch_of_hostile_files_fails_each_bad_one_in_one_line_and_restores_the_rest(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for case in CORPUS:
+        (folder / case.name).write_bytes(case.data)
+    gif = folder / "spinner.gif"  # not an image extension restore scans for: named explicitly
+    inputs = [path for path in folder.iterdir() if path != gif]
+    before = _digests([*inputs, gif])
+    out = tmp_path / "out"
+
+    result = _restore(folder, gif, "/dev/zero", "-o", out, "--json")
+
+    assert result.exit_code == 1
+    errors = result.stderr.splitlines()
+    assert len(errors) == len(REFUSED) + 1 and "Traceback" not in result.stderr
+    for case in REFUSED:
+        path = folder / case.name
+        assert sum(line.startswith(f"error: {path}: ") and case.refusal in line for line in errors) == 1, case.name
+    assert sum(line.startswith("error: /dev/zero: is a device, not an image file") for line in errors) == 1
+    lines = _json_lines(result.stdout)
+    assert lines[-1]["summary"] == {**lines[-1]["summary"], "ok": len(DECODED), "failed": len(REFUSED) + 1}
+    assert _files_below(out) == sorted(case.name for case in DECODED)
+    for case in DECODED:
+        source, written = read_image(folder / case.name), read_image(out / case.name)
+        assert (written.height, written.width, written.channels) == (source.height, source.width, source.channels)
+        assert (written.alpha is None) == (source.alpha is None)
+    assert _digests([*inputs, gif]) == before
+
+
+def test_max_pixels_refuses_big_images_and_raises_the_limit_when_asked(tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "p.png", 30, 40)
+    out = tmp_path / "o.png"
+    refused = _restore(photo, "-o", out, "--max-pixels", "1199")
+    _assert_one_error_line(refused, 1, str(photo), "--max-pixels 1200")
+    assert not out.exists()
+    assert _restore(photo, "-o", out, "--max-pixels", "1200").exit_code == 0
+    assert read_image(out).pixels.shape == (30, 40, 3)
+    assert _restore(photo, "-o", out, "--max-pixels", "0").exit_code == 2
+
+
+def test_a_debug_run_still_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(_frames("PNG")[:50])
+    result = _restore(broken, "-o", tmp_path / "o.png", "--debug")
+    _assert_one_error_line(result, 1, str(broken))
+
+
+# ---------------------------------------------------------------- weights
+
+
+def _evil_pickle(path: Path, marker: Path) -> None:
+    torch.save({"params": {"patch_embed.proj.weight": _RunsCodeWhenUnpickled(marker)}}, path)
+
+
+def _truncated(path: Path, marker: Path) -> None:
+    data = RGB_WITHBIAS.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _other_architecture(path: Path, marker: Path) -> None:
+    torch.save({"params": torch.nn.Conv2d(3, 3, 3).state_dict()}, path)
+
+
+def _one_wrong_shape(path: Path, marker: Path) -> None:
+    state = read_state_dict(RGB_WITHBIAS)
+    state["output.weight"] = torch.zeros(3, 7, 3, 3)
+    torch.save({"params": state}, path)
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (_evil_pickle, "would run code when unpickled"),
+        (_truncated, "truncated or not a PyTorch checkpoint"),
+        (_other_architecture, "not a Restormer checkpoint"),
+        (_one_wrong_shape, "'output.weight' has shape [3, 7, 3, 3]"),
+    ],
+    ids=["code-executing-pickle", "truncated", "other-architecture", "wrong-shape"],
+)
+def test_unusable_weights_fail_once_before_any_image_is_touched(tmp_path: Path, write, message: str) -> None:
+    weights, marker = tmp_path / "weights.pth", tmp_path / "code-ran"
+    write(weights, marker)
+    photos = [_photo(tmp_path / "in" / f"{index}.png", seed=index) for index in range(3)]
+    before = _digests(photos)
+    result = _invoke("derain", tmp_path / "in", "-o", tmp_path / "out", "--weights", weights)
+    _assert_one_error_line(result, 1, str(weights), message)
+    assert not marker.exists() and not (tmp_path / "out").exists()
+    assert _digests(photos) == before
+
+
+# ---------------------------------------------------------------- paths
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [("blocker/out/", "blocker is a file"), ("blocker/out.png", "blocker is a file"), ("in/p.png", "is an input")],
+)
+def test_impossible_outputs_are_usage_errors_before_any_work(tmp_path: Path, output: str, message: str) -> None:
+    photo = _photo(tmp_path / "in" / "p.png")
+    (tmp_path / "blocker").write_text("a file where a folder is expected")
+    before = _digests([photo])
+    result = _restore(photo, "-o", f"{tmp_path}/{output}")  # a Path would drop the trailing /
+    _assert_one_error_line(result, 2, message)
+    assert _files_below(tmp_path) == ["blocker", "in/p.png"] and _digests([photo]) == before
+
+
+def test_two_inputs_are_never_written_to_one_output(tmp_path: Path) -> None:
+    png, jpeg = _photo(tmp_path / "a.png", seed=1), _photo(tmp_path / "a.jpg", seed=2)
+    collision = _restore(png, jpeg, "-o", tmp_path / "out", "--format", "png")
+    _assert_one_error_line(collision, 2, "would both be written to")
+    assert not (tmp_path / "out").exists()
+    assert _restore(png, jpeg, "-o", tmp_path / "out").exit_code == 0
+    assert _files_below(tmp_path / "out") == ["a.jpg", "a.png"]
+
+
+def test_names_with_spaces_non_ascii_and_undecodable_bytes(tmp_path: Path) -> None:
+    names = ["my holiday photo.png", "été 写真.png", os.fsdecode(b"caf\xe9.png")]
+    for index, name in enumerate(names):
+        _photo(tmp_path / "in" / name, seed=index)
+    broken = tmp_path / "in" / os.fsdecode(b"bro\xefken \xc3\xa9.png")
+    broken.write_bytes(b"\x89PNG damaged")
+    result = _restore(tmp_path / "in", "-o", tmp_path / "out", "--json")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "bro" in result.stderr and "not a readable image" in result.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(names)
+    assert [line.get("status") for line in _json_lines(result.stdout)[:-1]].count("ok") == 3
+
+
+@contextlib.contextmanager
+def _unprivileged() -> Iterator[None]:
+    """Tests often run as root, whom file modes do not stop: act as nobody meanwhile.
+    Python's seteuid changes every thread, the batch's writer threads included."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder that the unprivileged user can reach (pytest's tmp_path is root-only)."""
+    folder = Path(tempfile.mkdtemp(prefix="restore-hardening-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("below", ["", "new/"], ids=["write-denied", "folder-cannot-be-created"])
+def test_a_read_only_output_folder_fails_each_image_in_one_line_and_leaves_nothing(shared_folder: Path, below: str) -> None:
+    photos = [_photo(shared_folder / "in" / f"{index}.png", seed=index) for index in range(2)]
+    for path in [shared_folder / "in", *photos]:
+        path.chmod(0o755)
+    locked = shared_folder / "locked"
+    locked.mkdir(mode=0o555)
+    with _unprivileged():
+        result = _restore(shared_folder / "in", "-o", locked / below)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2 and all("Permission denied" in line for line in errors)
+    assert all(f"{photo}:" in line for photo, line in zip(photos, errors))
+    hint = "check that the folder exists and is writable" if not below else "cannot create the output folder"
+    assert all(hint in line for line in errors)
+    assert os.listdir(locked) == []
