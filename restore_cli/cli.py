@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import typer
@@ -40,3 +41,18 @@ def main(
     ),
 ) -> None:
     """Clean photographs with Restormer: denoise, derain, deblur, defocus."""
+
+
+def entry_point() -> None:
+    """Console script and ``python -m restore_cli``: a usage error is one line on stderr with
+    exit code 2, like every other error, instead of Click's multi-line panel."""
+    try:
+        code = app(prog_name="restore", standalone_mode=False)
+    except typer.TyperException as error:  # Click's usage errors, as Typer re-exports them
+        context = getattr(error, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        typer.echo(f"error: {error.format_message()}{hint}", err=True)
+        code = error.exit_code
+    except typer.Abort:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
