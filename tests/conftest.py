@@ -8,10 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import huggingface_hub.constants  # noqa: F401  (imported first, on purpose: see below)
 import pytest
 
-from tests.hub_server import FakeHub
 from restore_cli import registry
+from tests.hub_server import FakeHub
+
+# huggingface_hub freezes HF_HUB_OFFLINE when its constants module is first imported, which
+# happens lazily on first use. Importing it here, before any test sets that variable for its
+# own run, keeps the library's view the same whatever order the test files run in (a real
+# `restore` process never changes its environment mid-run).
 
 PINNED = "deraining"  # on the Hub, SHA-256 in the manifest
 UNPINNED = "gaussian_gray_denoising_sigma25"  # on the Hub, no published SHA-256

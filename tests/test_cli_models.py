@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from restore_cli import registry
 from restore_cli.cli_models import models_app
 from tests.conftest import PINNED, RELEASE_ONLY, UNPINNED, Zoo
+from tests.cli_assertions import assert_one_line_error
 
 runner = CliRunner()
 
@@ -21,9 +22,8 @@ def _run(*args: str):
 
 
 def _assert_one_line_error(result, code: int) -> None:
-    assert result.exit_code == code, result.output
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-    assert "Traceback" not in result.output and result.stdout == ""
+    assert_one_line_error(result, code)
+    assert result.stdout == ""
 
 
 @pytest.mark.usefixtures("hf_home")

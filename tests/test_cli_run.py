@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from restore_cli.checkpoints import load_model
 from restore_cli.cli import app
 from restore_cli.engine import Restorer
+from tests.cli_assertions import assert_one_line_error
 
 DATA = Path(__file__).parent / "data"
 WEIGHTS = DATA / "golden" / "tiny_rgb_withbias.pth"
@@ -31,14 +32,6 @@ def photo(tmp_path: Path) -> Path:
 
 def run(*args: str, stdin: bytes | None = None):
     return runner.invoke(app, ["run", *args], input=stdin)
-
-
-def assert_one_line_error(result, exit_code: int, *fragments: str) -> None:
-    assert result.exit_code == exit_code, result.output
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr
 
 
 def test_restores_a_file_like_the_library_does(photo, tmp_path):

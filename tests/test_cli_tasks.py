@@ -28,6 +28,7 @@ from restore_cli import checkpoints, registry
 from restore_cli.cli import app
 from restore_cli.images import DecodedImage, read_image, to_tensor, with_pixels, write_image
 from restore_cli.restormer import Restormer, RestormerConfig
+from tests.cli_assertions import assert_one_line_error
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -177,14 +178,6 @@ def _assert_restored(output: Path | bytes, expected: DecodedImage, levels: float
 
 def _json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
-
-
-def _assert_one_error_line(result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, result.output
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.stderr
 
 
 # ---------------------------------------------------------------- one image, every property
@@ -339,7 +332,7 @@ def test_a_folder_batch_goes_on_past_a_bad_file_and_reports_json(photos: Photos,
         "error": None,
     }
     assert lines[3]["summary"]["ok"] == 2 and lines[3]["summary"]["failed"] == 1
-    _assert_one_error_line(result, 1, str(folder / "b_broken.png"), "cannot decode image")
+    assert_one_line_error(result, 1, str(folder / "b_broken.png"), "cannot decode image")
     assert lines[1]["error"] == result.stderr.removeprefix("error: ").strip()
     _assert_restored(out / "sub" / "c.png", _apply(RGB_WITHBIAS, photos.gray))
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a.png", "c.png"]
@@ -361,7 +354,7 @@ def test_existing_outputs_are_errors_unless_skipped_or_overwritten(photos: Photo
     existing = tmp_path / "p_derain.png"
     existing.write_bytes(b"keep me")
     refused = _invoke("derain", photo, "--weights", RGB_WITHBIAS)
-    _assert_one_error_line(refused, 1, str(existing), "--overwrite", "--skip-existing")
+    assert_one_line_error(refused, 1, str(existing), "--overwrite", "--skip-existing")
     skipped = _invoke("derain", photo, "--weights", RGB_WITHBIAS, "--skip-existing", "--json")
     assert skipped.exit_code == 0 and _json_lines(skipped.stdout)[0]["status"] == "skipped"
     assert existing.read_bytes() == b"keep me"
@@ -380,7 +373,7 @@ def test_existing_outputs_are_errors_unless_skipped_or_overwritten(photos: Photo
 )
 def test_usage_errors_exit_2_with_one_line(photos: Photos, args: list[str], message: str) -> None:
     result = _invoke("derain", photos.colour, "--weights", RGB_WITHBIAS, *args)
-    _assert_one_error_line(result, 2, message)
+    assert_one_line_error(result, 2, message)
 
 
 @pytest.mark.parametrize(
@@ -394,13 +387,13 @@ def test_usage_errors_exit_2_with_one_line(photos: Photos, args: list[str], mess
     ],
 )
 def test_bad_option_values_are_one_line_usage_errors(photos: Photos, args: list[str], message: str) -> None:
-    _assert_one_error_line(_invoke(*args, photos.colour), 2, message)
+    assert_one_line_error(_invoke(*args, photos.colour), 2, message)
     assert _invoke("derain").exit_code == 2
 
 
 def test_a_missing_checkpoint_is_one_line_and_exit_1(photos: Photos, tmp_path: Path) -> None:
     result = _invoke("derain", photos.colour, "--weights", tmp_path / "nope.pth", "-o", tmp_path / "o.png")
-    _assert_one_error_line(result, 1, "no checkpoint file", str(tmp_path / "nope.pth"))
+    assert_one_line_error(result, 1, "no checkpoint file", str(tmp_path / "nope.pth"))
     assert not (tmp_path / "o.png").exists()
 
 
@@ -476,4 +469,4 @@ def test_defocus_dual_pixel_restores_from_both_views(photos: Photos, zoo: dict[s
 
 def test_offline_without_the_model_cached_is_one_line_and_exit_1(photos: Photos, zoo: dict[str, Path], tmp_path: Path) -> None:
     result = _invoke("denoise", photos.colour, "--sigma", "50", "-o", tmp_path / "o.png", "--offline")
-    _assert_one_error_line(result, 1, "gaussian_color_denoising_sigma50", "offline", "restore models import")
+    assert_one_line_error(result, 1, "gaussian_color_denoising_sigma50", "offline", "restore models import")

@@ -20,8 +20,9 @@ from PIL import Image
 
 from restore_cli.checkpoints import read_state_dict
 from restore_cli.images import read_image
+from tests.cli_assertions import assert_one_line_error
 from tests.test_checkpoints import _RunsCodeWhenUnpickled
-from tests.test_cli_tasks import RGB_WITHBIAS, _assert_one_error_line, _invoke, _json_lines, one_thread  # noqa: F401
+from tests.test_cli_tasks import RGB_WITHBIAS, _invoke, _json_lines, one_thread  # noqa: F401
 from tests.test_hardening_images import CORPUS, DECODED, REFUSED, _frames, _noise
 
 EXTENSION_OF_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif"}
@@ -81,7 +82,7 @@ def test_max_pixels_refuses_big_images_and_raises_the_limit_when_asked(tmp_path:
     photo = _photo(tmp_path / "p.png", 30, 40)
     out = tmp_path / "o.png"
     refused = _restore(photo, "-o", out, "--max-pixels", "1199")
-    _assert_one_error_line(refused, 1, str(photo), "--max-pixels 1200")
+    assert_one_line_error(refused, 1, str(photo), "--max-pixels 1200")
     assert not out.exists()
     assert _restore(photo, "-o", out, "--max-pixels", "1200").exit_code == 0
     assert read_image(out).pixels.shape == (30, 40, 3)
@@ -92,7 +93,7 @@ def test_a_debug_run_still_reports_a_bad_file_in_one_line(tmp_path: Path) -> Non
     broken = tmp_path / "broken.png"
     broken.write_bytes(_frames("PNG")[:50])
     result = _restore(broken, "-o", tmp_path / "o.png", "--debug")
-    _assert_one_error_line(result, 1, str(broken))
+    assert_one_line_error(result, 1, str(broken))
 
 
 # ---------------------------------------------------------------- weights
@@ -133,7 +134,7 @@ def test_unusable_weights_fail_once_before_any_image_is_touched(tmp_path: Path, 
     photos = [_photo(tmp_path / "in" / f"{index}.png", seed=index) for index in range(3)]
     before = _digests(photos)
     result = _invoke("derain", tmp_path / "in", "-o", tmp_path / "out", "--weights", weights)
-    _assert_one_error_line(result, 1, str(weights), message)
+    assert_one_line_error(result, 1, str(weights), message)
     assert not marker.exists() and not (tmp_path / "out").exists()
     assert _digests(photos) == before
 
@@ -150,14 +151,14 @@ def test_impossible_outputs_are_usage_errors_before_any_work(tmp_path: Path, out
     (tmp_path / "blocker").write_text("a file where a folder is expected")
     before = _digests([photo])
     result = _restore(photo, "-o", f"{tmp_path}/{output}")  # a Path would drop the trailing /
-    _assert_one_error_line(result, 2, message)
+    assert_one_line_error(result, 2, message)
     assert _files_below(tmp_path) == ["blocker", "in/p.png"] and _digests([photo]) == before
 
 
 def test_two_inputs_are_never_written_to_one_output(tmp_path: Path) -> None:
     png, jpeg = _photo(tmp_path / "a.png", seed=1), _photo(tmp_path / "a.jpg", seed=2)
     collision = _restore(png, jpeg, "-o", tmp_path / "out", "--format", "png")
-    _assert_one_error_line(collision, 2, "would both be written to")
+    assert_one_line_error(collision, 2, "would both be written to")
     assert not (tmp_path / "out").exists()
     assert _restore(png, jpeg, "-o", tmp_path / "out").exit_code == 0
     assert _files_below(tmp_path / "out") == ["a.jpg", "a.png"]
