@@ -70,8 +70,9 @@ def test_manifest_never_invents_a_checksum() -> None:
     assert manifest["real_denoising"].sha256.startswith("4cae18bed8a2")
 
 
-def test_manifest_rejects_an_entry_whose_checksum_flags_disagree() -> None:
-    text = """
+def _one_entry_manifest(sha256_known: bool, extra: str = "") -> str:
+    """A manifest of one model `x` without a published checksum, plus any extra TOML lines."""
+    return f"""
 [models.x]
 task = "denoise"
 description = "d"
@@ -79,35 +80,26 @@ variant = "rgb_biasfree"
 filename = "x.pth"
 url = "https://example.invalid/x.pth"
 sha256 = ""
-sha256_known = true
+sha256_known = {str(sha256_known).lower()}
 size = 0
 licence = "l"
 training_data = "t"
+{extra}
 """
+
+
+def test_manifest_rejects_an_entry_whose_checksum_flags_disagree() -> None:
     with pytest.raises(ValueError, match="disagree"):
-        registry.parse_manifest(text)
+        registry.parse_manifest(_one_entry_manifest(sha256_known=True))
 
 
 def test_paper_scores_are_looked_up_by_benchmark_and_noise_level() -> None:
-    text = """
-[models.blind]
-task = "denoise"
-description = "d"
-variant = "rgb_biasfree"
-filename = "blind.pth"
-url = "https://example.invalid/blind.pth"
-sha256 = ""
-sha256_known = false
-size = 0
-licence = "l"
-training_data = "t"
-paper = [
+    paper = """paper = [
   { benchmark = "CBSD68", sigma = 15, psnr = 34.0 },
   { benchmark = "CBSD68", sigma = 50, psnr = 28.0, ssim = 0.8 },
   { benchmark = "Kodak24", sigma = 15, psnr = 35.0 },
-]
-"""
-    entry = registry.parse_manifest(text)["blind"]
+]"""
+    entry = registry.parse_manifest(_one_entry_manifest(sha256_known=False, extra=paper))["x"]
     assert entry.paper_psnr("cbsd68", 50) == 28.0
     assert entry.paper_psnr("CBSD68", 15) == 34.0
     assert entry.paper_psnr("CBSD68", 25) is None
