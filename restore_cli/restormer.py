@@ -4,6 +4,13 @@ Restoration", CVPR 2022), written from the paper.
 Submodule and parameter names follow the authors' checkpoints so their state dicts load
 key-for-key; everything else is our own. Shapes in comments use B = batch, C = channels,
 H x W = spatial size, h = attention heads.
+
+Every module runs in either memory format. On an NCHW input it computes the paper's
+formulation literally, as the official code does. On a channels-last input it computes the
+same function in the form a CPU runs fastest: each pixel's channels are
+contiguous, so 1x1 convs become one matrix product over pixels, LayerNorm is the fused
+kernel over the last dimension, and attention needs no transposing copies. The two agree
+to float rounding (tests/test_fast_paths.py).
 """
 
 from __future__ import annotations
@@ -51,6 +58,31 @@ class RestormerConfig:
             raise ValueError(f"dim must be even for the 2x down-sampling (got {self.dim})")
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is stored pixel-major, which selects the channels-last formulation.
+    A map that is both (1x1 pixels, or one channel) counts as NCHW, so a model asked for
+    the reference formulation never leaves it."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) channels-last -> (B, H, W, C), a free view of the same memory."""
+    return x.permute(0, 2, 3, 1)
+
+
+def _from_pixels(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, C) -> (B, C, H, W) channels-last, a free view of the same memory."""
+    return x.permute(0, 3, 1, 2)
+
+
+def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv. On channels-last input it is a plain matrix product over pixels: the
+    CPU convolution kernels fall back to a slow generic path for 1x1 channels-last convs."""
+    if not is_channels_last(x):
+        return conv(x)
+    return _from_pixels(F.linear(_to_pixels(x), conv.weight.flatten(1), conv.bias))
+
+
 class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channels of each pixel of an NCHW map.
 
@@ -67,6 +99,8 @@ class ChannelLayerNorm(nn.Module):
         self.body = _NormParameters(channels, with_bias=layernorm_type == "WithBias")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        if is_channels_last(x):
+            return _from_pixels(self._normalise_pixels(_to_pixels(x)))
         variance, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
         centred = x if self.body.bias is None else x - mean
         scale = self.body.weight.view(1, -1, 1, 1)
@@ -74,6 +108,15 @@ class ChannelLayerNorm(nn.Module):
         if self.body.bias is None:
             return normalised
         return normalised + self.body.bias.view(1, -1, 1, 1)
+
+    def _normalise_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C): the reduction runs over contiguous memory, and the centred
+        variant is exactly torch's fused LayerNorm."""
+        weight, bias = self.body.weight, self.body.bias
+        if bias is not None:
+            return F.layer_norm(pixels, weight.shape, weight, bias, self.eps)
+        variance = pixels.var(dim=-1, keepdim=True, correction=0)
+        return pixels * torch.rsqrt(variance + self.eps) * weight
 
 
 class _NormParameters(nn.Module):
@@ -83,6 +126,10 @@ class _NormParameters(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
         self.register_parameter("bias", nn.Parameter(torch.zeros(channels)) if with_bias else None)
+
+
+NORMALIZE_EPS = 1e-12
+"""The floor F.normalize puts under a vector's norm."""
 
 
 class MDTA(nn.Module):
@@ -104,8 +151,15 @@ class MDTA(nn.Module):
         self.project_out = nn.Conv2d(channels, channels, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
-        height, width = x.shape[-2:]
-        query, key, value = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
+        qkv = self.qkv_dwconv(pointwise(self.qkv, x))
+        if is_channels_last(qkv):
+            return pointwise(self.project_out, self._attend_pixels(qkv))
+        return self.project_out(self._attend_planes(qkv))
+
+    def _attend_planes(self, qkv: torch.Tensor) -> torch.Tensor:
+        """The paper's formulation: per head, (C/h, HW) maps, normalised, then attention."""
+        height, width = qkv.shape[-2:]
+        query, key, value = qkv.chunk(3, dim=1)
         query, key, value = (
             rearrange(t, "b (h c) y x -> b h c (y x)", h=self.heads) for t in (query, key, value)
         )
@@ -113,8 +167,36 @@ class MDTA(nn.Module):
         key = F.normalize(key, dim=-1)
         attention = (query @ key.transpose(-2, -1)) * self.temperature  # (B, h, C/h, C/h)
         out = attention.softmax(dim=-1) @ value  # (B, h, C/h, HW)
-        out = rearrange(out, "b h c (y x) -> b (h c) y x", y=height, x=width)
-        return self.project_out(out)
+        return rearrange(out, "b h c (y x) -> b (h c) y x", y=height, x=width)
+
+    def _attend_pixels(self, qkv: torch.Tensor) -> torch.Tensor:
+        """The same attention on (B, HW, C) pixel rows, without rearranging copies.
+
+        All heads share one C x C Gram matrix whose entries across heads are masked out
+        before the softmax, so attention is block-diagonal and one matrix product applies
+        it. The wasted off-diagonal work is h-fold at levels with h > 1, which run at 1/4
+        of the pixels or fewer. Normalising q and k is folded into the Gram matrix: cosine
+        similarity is the dot product divided by both norms, which saves two full passes.
+        """
+        batch, channels, height, width = qkv.shape
+        query, key, value = _to_pixels(qkv).reshape(batch, height * width, channels).chunk(3, dim=-1)
+        gram = query.transpose(1, 2) @ key  # (B, C, C)
+        norms = query.norm(dim=1).clamp_min(NORMALIZE_EPS), key.norm(dim=1).clamp_min(NORMALIZE_EPS)
+        cosine = gram / (norms[0][:, :, None] * norms[1][:, None, :])
+        attention = self._mask_other_heads(cosine * self._row_temperature()).softmax(dim=-1)
+        out = value @ attention.transpose(1, 2)  # (B, HW, C)
+        return _from_pixels(out.view(batch, height, width, -1))
+
+    def _row_temperature(self) -> torch.Tensor:
+        """(C, 1): each head's temperature repeated over that head's query channels."""
+        return self.temperature.flatten().repeat_interleave(self._head_channels())[:, None]
+
+    def _mask_other_heads(self, scores: torch.Tensor) -> torch.Tensor:
+        head = torch.arange(scores.shape[-1], device=scores.device) // self._head_channels()
+        return scores.masked_fill(head[:, None] != head[None, :], float("-inf"))
+
+    def _head_channels(self) -> int:
+        return self.qkv.out_channels // 3 // self.heads
 
 
 class GDFN(nn.Module):
@@ -131,8 +213,8 @@ class GDFN(nn.Module):
         self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
-        gate, features = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(gate) * features)
+        gate, features = self.dwconv(pointwise(self.project_in, x)).chunk(2, dim=1)
+        return pointwise(self.project_out, F.gelu(gate).mul_(features))
 
 
 class TransformerBlock(nn.Module):
@@ -166,6 +248,12 @@ class PatchEmbed(nn.Module):
         return self.proj(x)
 
 
+def _same_format(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Pixel (un)shuffle returns NCHW whatever its input; restore channels-last so the
+    next level keeps the fast formulation."""
+    return out.contiguous(memory_format=torch.channels_last) if is_channels_last(x) else out
+
+
 class Downsample(nn.Module):
     """Halve H and W, double C: a 3x3 conv to C/2 then PixelUnshuffle(2) (C/2 * 4 = 2C)."""
 
@@ -177,7 +265,7 @@ class Downsample(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 2C, H/2, W/2)
-        return self.body(x)
+        return _same_format(self.body(x), x)
 
 
 class Upsample(nn.Module):
@@ -191,7 +279,7 @@ class Upsample(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C/2, 2H, 2W)
-        return self.body(x)
+        return _same_format(self.body(x), x)
 
 
 class Restormer(nn.Module):
@@ -203,6 +291,10 @@ class Restormer(nn.Module):
     input (two stacked views), where the residual comes from the first features through
     `skip_conv` because input and output channel counts differ.
     """
+
+    channels_last = True
+    """Run in the channels-last formulation (faster, equal to float rounding); ``False``
+    runs the official NCHW formulation, which benchmarks use as the baseline."""
 
     def __init__(self, config: RestormerConfig | None = None) -> None:
         super().__init__()
@@ -234,7 +326,12 @@ class Restormer(nn.Module):
         self.output = nn.Conv2d(dim * 2, config.out_channels, kernel_size=3, padding=1, bias=bias)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, in_channels, H, W) -> (B, out_channels, H, W); H, W multiples of 8."""
+        """(B, in_channels, H, W) -> (B, out_channels, H, W); H, W multiples of 8. The
+        output is stored channels-last unless ``channels_last`` is off."""
+        if self.channels_last:
+            # Always a fresh, aligned copy: kernels round differently on unaligned memory
+            # (e.g. a numpy array's), and the same image must give the same output.
+            image = image.clone(memory_format=torch.channels_last)
         features1 = self.patch_embed(image)
         encoded1 = self.encoder_level1(features1)  # (B, dim, H, W)
         encoded2 = self.encoder_level2(self.down1_2(encoded1))  # (B, 2dim, H/2, W/2)
@@ -242,12 +339,12 @@ class Restormer(nn.Module):
         latent = self.latent(self.down3_4(encoded3))  # (B, 8dim, H/8, W/8)
 
         decoded3 = torch.cat([self.up4_3(latent), encoded3], dim=1)  # (B, 8dim, H/4, W/4)
-        decoded3 = self.decoder_level3(self.reduce_chan_level3(decoded3))
+        decoded3 = self.decoder_level3(pointwise(self.reduce_chan_level3, decoded3))
         decoded2 = torch.cat([self.up3_2(decoded3), encoded2], dim=1)  # (B, 4dim, H/2, W/2)
-        decoded2 = self.decoder_level2(self.reduce_chan_level2(decoded2))
+        decoded2 = self.decoder_level2(pointwise(self.reduce_chan_level2, decoded2))
         decoded1 = torch.cat([self.up2_1(decoded2), encoded1], dim=1)  # (B, 2dim, H, W)
         refined = self.refinement(self.decoder_level1(decoded1))
 
         if self.config.dual_pixel:
-            return self.output(refined + self.skip_conv(features1))
+            return self.output(refined + pointwise(self.skip_conv, features1))
         return self.output(refined) + image
