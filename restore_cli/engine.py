@@ -12,9 +12,12 @@ peak activation bytes grow linearly with the pixels in a forward pass.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import logging
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Literal, Union
 
@@ -136,6 +139,44 @@ def default_memory_budget(device: torch.device) -> int:
     return held + int(psutil.virtual_memory().available * BUDGET_FRACTION)
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_C_INT_MAX = 2**31 - 1
+
+
+@functools.lru_cache(maxsize=None)
+def _glibc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def reuse_freed_memory() -> bool:
+    """Make glibc keep freed feature maps for reuse instead of unmapping them.
+
+    By default every allocation above 32 MiB is a fresh mmap, so each layer of a large
+    forward pass page-faults its output into existence and zeroes it: measured here, 3-4
+    million faults per 256x256 pass and a third or more of its time, growing faster than
+    the pixels. With the thresholds raised, buffers are recycled and a second pass takes
+    no faults. Process-wide; returns whether it took effect (glibc only).
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, 2**30) and libc.mallopt(_M_TRIM_THRESHOLD, _C_INT_MAX))
+
+
+def release_freed_memory() -> None:
+    """Hand recycled buffers back to the OS, so RSS (which the tile budget is measured
+    against) reflects what the process holds, not the last image's peak."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 def pad_to_multiple(image: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
     """Grow NCHW ``image`` at the bottom and right to multiples of ``multiple``.
 
@@ -164,6 +205,10 @@ class Restorer:
     ``max_memory``: bytes or a string like ``"2GB"``; the whole process on the CPU, the GPU
     memory on CUDA. ``blend="uniform"`` reproduces the official demo's averaging, for
     comparison only.
+
+    On the CPU it turns on :func:`reuse_freed_memory` for the process, on CUDA cuDNN's
+    autotuner; the model runs in its channels-last formulation unless
+    ``model.channels_last`` was turned off.
     """
 
     def __init__(
@@ -180,6 +225,10 @@ class Restorer:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.model = model.eval().to(self.device)
+        if self.device.type == "cpu":
+            reuse_freed_memory()
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every tile of a plan has one shape: tune once
         self.config = model.config
         self.tile = _check_tile(tile)
         if overlap < 0:
@@ -203,9 +252,13 @@ class Restorer:
         image = image.detach().to("cpu", torch.float32)
         batch, _, height, width = image.shape
         output = torch.empty(batch, self.config.out_channels, height, width)
-        with torch.inference_mode():
-            for index in range(batch):
-                self._restore_one(image[index : index + 1], output[index], progress)
+        try:
+            with torch.inference_mode():
+                for index in range(batch):
+                    self._restore_one(image[index : index + 1], output[index], progress)
+        finally:
+            if self.device.type == "cpu":
+                release_freed_memory()
         return output
 
     def plan(self, height: int, width: int) -> tuple[TilePlan, int]:
