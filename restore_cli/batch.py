@@ -1,302 +1,39 @@
-"""Inputs to outputs: folders, globs, pipes, naming, skip/overwrite, errors, progress, JSON.
+"""One job through the model: `Pipeline.process_one(job) -> Result`, the step every executor calls.
 
-A batch is planned before any pixel is computed — which file goes where, which outputs are
-skipped — so that a command that would overwrite an input or send two images to one file is
-refused up front, not after an hour of work. Each job then goes through `Pipeline.process_one`,
-made of three stages (read, restore, write) that never raise: a failure becomes a `Result`
-and the batch goes on. `run_local` overlaps the stages with reader and writer threads around
-inference on the main thread; another executor (e.g. a distributed one) can call
-`process_one` unchanged.
+A planned `Job` (see `planning`) goes through three stages (read, restore, write) that never
+raise: a failure becomes a `Result` and the batch goes on. The step lives on its own so that
+how jobs are run can change — the local threaded loop in `executor` today, a distributed engine
+later — without touching what is done to each image. The stages are exposed separately
+(`read`, `restore`, `write`) so an executor can overlap I/O with inference; models are loaded
+lazily, once per run, through `Models`.
 """
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
-import re
-import signal
 import sys
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TextIO, TypeVar, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, Union
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-
-from restore_cli.images import DecodedImage, ImageError, output_format, read_image, to_tensor, with_pixels, write_image
+from restore_cli.images import DecodedImage, read_image, to_tensor, with_pixels, write_image
+from restore_cli.planning import STDIO, Job, UsageError
 
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
 
-STDIO = "-"
-"""As an input: read the image from stdin; as an output: write its bytes to stdout."""
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-
-Policy = Literal["error", "overwrite", "skip"]
 Status = Literal["ok", "skipped", "failed"]
 ModelSpec = Union[str, Path]
 """A zoo model name (str) or a checkpoint file (Path)."""
 TileProgress = Callable[[int, int], None]
 
-_GLOB_MAGIC = re.compile(r"[*?[]")
-_EXTENSION_OF = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
-
-
-class UsageError(Exception):
-    """A command that cannot run as given; nothing has been read or written yet (exit 2)."""
-
 
 class InputError(Exception):
     """An input the chosen model cannot take (wrong number of views, mismatched sizes)."""
-
-
-# ---------------------------------------------------------------- planning
-
-
-@dataclass(frozen=True)
-class Naming:
-    """Where outputs go: the -o target, the name suffix and format, and what to do with existing files."""
-
-    task: str
-    output: str | None = None
-    suffix: str | None = None
-    format: str | None = None
-    recursive: bool = False
-    existing: Policy = "error"
-
-    @property
-    def stem_suffix(self) -> str:
-        """Next to the input a suffix is needed to keep the original; in an output folder it is not."""
-        if self.suffix is not None:
-            return self.suffix
-        return f"_{self.task}" if self.output is None else ""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One output to produce, from one image (or a dual-pixel pair of views)."""
-
-    sources: tuple[str, ...]
-    output: str | None
-    skip: bool = False
-    problem: str | None = None
-    """Why the job fails without being run (e.g. its output exists), as the user will read it."""
-
-    @property
-    def name(self) -> str:
-        return " + ".join("<stdin>" if source == STDIO else source for source in self.sources)
-
-
-@dataclass(frozen=True)
-class _Found:
-    sources: tuple[Path, ...]
-    relative: Path
-    """Where the output goes below an output folder: mirrors the input's place in its tree."""
-    discovered: bool = False
-    """Found in a folder or by a glob, rather than named on the command line."""
-    problem: str | None = None
-
-    @property
-    def path(self) -> Path:
-        return self.sources[0]
-
-    @property
-    def is_stdin(self) -> bool:
-        return str(self.path) == STDIO
-
-
-def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1) -> list[Job]:
-    """Expand the command's inputs and decide every output; UsageError if the command is unsafe.
-
-    ``views=2`` takes the arguments as LEFT RIGHT pairs of dual-pixel views, named after LEFT.
-    """
-    if not arguments:
-        raise UsageError("no inputs given; pass image files, folders, globs or - for stdin")
-    found = _grouped(arguments, views) if views > 1 else _expanded(arguments, naming)
-    if any(item.is_stdin for item in found) and len(arguments) > 1:
-        raise UsageError("- (stdin) must be the only input; run the other inputs separately")
-    destination = _destination_rule(naming, found, arguments)
-    planned = _drop_earlier_outputs([(item, destination(item)) for item in found])
-    _refuse_files_as_folders(planned)
-    _refuse_collisions(planned)
-    _refuse_overwriting_inputs(planned)
-    return [_job(item, output, naming.existing) for item, output in planned]
-
-
-def _grouped(arguments: Sequence[str], views: int) -> list[_Found]:
-    if len(arguments) % views or any(a == STDIO or _is_collection(a) for a in arguments):
-        raise UsageError(f"give image files in groups of {views} views (LEFT RIGHT for dual-pixel)")
-    groups = [tuple(Path(a) for a in arguments[i : i + views]) for i in range(0, len(arguments), views)]
-    return [_Found(group, Path(group[0].name)) for group in groups]
-
-
-def _is_collection(argument: str) -> bool:
-    return Path(argument).is_dir() or _is_glob(argument)
-
-
-def _is_glob(argument: str) -> bool:
-    return not Path(argument).exists() and bool(_GLOB_MAGIC.search(argument))
-
-
-def _expanded(arguments: Sequence[str], naming: Naming) -> list[_Found]:
-    avoid = Path(naming.output).resolve() if naming.output not in (None, STDIO) else None
-    return [item for argument in arguments for item in _expand(argument, naming.recursive, avoid)]
-
-
-def _expand(argument: str, recursive: bool, avoid: Path | None) -> list[_Found]:
-    """A missing plain path is kept as a job, so that reading it reports the problem in its turn."""
-    path = Path(argument)
-    if path.is_dir():
-        found = _scan(path, recursive, avoid)
-        hint = "" if recursive else " (pass --recursive to include subfolders)"
-        return found or [_Found((path,), path, problem=f"{argument}: no images in this folder{hint}")]
-    if _is_glob(argument):
-        found = _glob(argument, recursive)
-        return found or [_Found((path,), path, problem=f"{argument}: no image files match this pattern")]
-    return [_Found((path,), Path(path.name))]
-
-
-def _scan(folder: Path, recursive: bool, avoid: Path | None) -> list[_Found]:
-    """Image files in a folder, skipping hidden ones (temp files of interrupted writes among them)
-    and the output folder when it lies inside, so a rerun does not restore its own outputs."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = []
-    for path in sorted(candidates):
-        relative = path.relative_to(folder)
-        hidden = any(part.startswith(".") for part in relative.parts)
-        inside_output = avoid is not None and avoid in path.resolve().parents
-        if not hidden and not inside_output and path.is_file() and _is_image_name(path):
-            found.append(_Found((path,), relative, discovered=True))
-    return found
-
-
-def _glob(pattern: str, recursive: bool) -> list[_Found]:
-    base = Path(*[part for part in _leading_plain_parts(pattern)])
-    matches = sorted(Path(match) for match in glob.glob(pattern, recursive=recursive))
-    return [
-        _Found((match,), match.relative_to(base) if recursive else Path(match.name), discovered=True)
-        for match in matches
-        if match.is_file() and _is_image_name(match)
-    ]
-
-
-def _leading_plain_parts(pattern: str) -> Iterator[str]:
-    """The folders before the first wildcard: what --recursive mirrors below -o."""
-    for part in Path(pattern).parent.parts:
-        if _GLOB_MAGIC.search(part):
-            return
-        yield part
-
-
-def _is_image_name(path: Path) -> bool:
-    try:
-        output_format(path)
-    except ImageError:
-        return False
-    return True
-
-
-def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[str]) -> Callable[[_Found], str]:
-    target = naming.output
-    if target == STDIO or (target is None and found[0].is_stdin):
-        if len(found) != 1:
-            raise UsageError(f"-o - writes one image to stdout, but there are {len(found)} inputs; use -o FOLDER")
-        return lambda item: STDIO
-    if target is None:
-        return lambda item: str(item.path.with_name(_output_name(item, naming)))
-    if _needs_folder(target, found, arguments):
-        if Path(target).is_file():
-            raise UsageError(f"-o {target} is a file, but the inputs need a folder; give a folder path")
-        if found[0].is_stdin:
-            raise UsageError("- (stdin) with an output folder: give -o a file name, or -o - for stdout")
-        return lambda item: str(Path(target, item.relative.parent, _output_name(item, naming)))
-    _check_output_format(target, naming.format)
-    return lambda item: target
-
-
-def _needs_folder(target: str, found: list[_Found], arguments: Sequence[str]) -> bool:
-    named_as_folder = target.endswith(("/", os.sep)) or Path(target).is_dir()
-    return named_as_folder or len(found) > 1 or any(_is_collection(a) for a in arguments)
-
-
-def _check_output_format(target: str, format: str | None) -> None:
-    try:
-        output_format(target, format)
-    except ImageError as error:
-        raise UsageError(str(error)) from None
-
-
-def _output_name(item: _Found, naming: Naming) -> str:
-    if naming.format is not None:
-        extension = _EXTENSION_OF[output_format(item.path, naming.format)]
-    else:
-        extension = item.path.suffix if _is_image_name(item.path) else ".png"
-    return f"{item.path.stem}{naming.stem_suffix}{extension}"
-
-
-def _drop_earlier_outputs(planned: list[tuple[_Found, str]]) -> list[tuple[_Found, str]]:
-    """A found file that this very plan would produce is an earlier run's output, not a photo to restore."""
-    outputs = {_key(output) for _, output in planned if output != STDIO}
-    return [(item, output) for item, output in planned if not (item.discovered and _key(item.path) in outputs)]
-
-
-def _refuse_files_as_folders(planned: list[tuple[_Found, str]]) -> None:
-    """An output below an existing file can never be written: say so once, before any work,
-    rather than once per image after it."""
-    for _, output in planned:
-        if output == STDIO:
-            continue
-        folder = next(parent for parent in Path(output).absolute().parents if parent.exists())
-        if not folder.is_dir():
-            raise UsageError(f"{folder} is a file, so {output} cannot be written below it; choose another -o")
-
-
-def _refuse_collisions(planned: list[tuple[_Found, str]]) -> None:
-    claimed: dict[str, _Found] = {}
-    for item, output in planned:
-        if output == STDIO or item.problem:
-            continue
-        earlier = claimed.setdefault(_key(output), item)
-        if earlier is not item:
-            raise UsageError(
-                f"{earlier.path} and {item.path} would both be written to {output}; "
-                "rename one, run them separately, or use --recursive to keep folders apart"
-            )
-
-
-def _refuse_overwriting_inputs(planned: list[tuple[_Found, str]]) -> None:
-    inputs = {_key(source): source for item, _ in planned for source in item.sources if not item.is_stdin}
-    for item, output in planned:
-        if output != STDIO and not item.problem and _key(output) in inputs:
-            raise UsageError(
-                f"{output} is an input and would be overwritten; choose another -o or --suffix"
-            )
-
-
-def _key(path: str | Path) -> str:
-    """One spelling per file, so that ./a.png, a.png and a link to it are recognised as the same."""
-    return os.path.normcase(os.path.realpath(path))
-
-
-def _job(item: _Found, output: str, policy: Policy) -> Job:
-    sources = tuple(STDIO if item.is_stdin else str(source) for source in item.sources)
-    if item.problem:
-        return Job(sources, None, problem=item.problem)
-    exists = output != STDIO and os.path.lexists(output)
-    if exists and policy == "error":
-        problem = f"{output} already exists; pass --overwrite to replace it or --skip-existing to keep it"
-        return Job(sources, output, problem=problem)
-    return Job(sources, output, skip=exists and policy == "skip")
 
 
 # ---------------------------------------------------------------- models
@@ -427,14 +164,18 @@ class Result:
 
 
 @dataclass(frozen=True)
-class _Loaded:
+class Loaded:
+    """A job whose images are decoded: what `read` hands to `restore`."""
+
     job: Job
     images: tuple[DecodedImage, ...]
     seconds: float = 0.0
 
 
 @dataclass(frozen=True)
-class _Restored:
+class Restored:
+    """A job's restored image: what `restore` hands to `write`."""
+
     job: Job
     image: DecodedImage
     model: str
@@ -442,7 +183,7 @@ class _Restored:
     seconds: float = 0.0
 
 
-_Stage = TypeVar("_Stage", _Loaded, _Restored, Result)
+_Stage = TypeVar("_Stage", Loaded, Restored, Result)
 
 
 @dataclass
@@ -474,26 +215,26 @@ class Pipeline:
     def process_one(self, job: Job) -> Result:
         """Read, restore and write one job; never raises."""
         loaded = self.read(job)
-        restored = self.restore(loaded) if isinstance(loaded, _Loaded) else loaded
-        return self.write(restored) if isinstance(restored, _Restored) else restored
+        restored = self.restore(loaded) if isinstance(loaded, Loaded) else loaded
+        return self.write(restored) if isinstance(restored, Restored) else restored
 
-    def read(self, job: Job) -> _Loaded | Result:
+    def read(self, job: Job) -> Loaded | Result:
         if job.problem is not None:
             return Result(job.name, job.output, "failed", error=job.problem)
         if job.skip:
             return Result(job.name, job.output, "skipped")
-        return _guarded(job, 0.0, lambda: _Loaded(job, tuple(self._decode(source) for source in job.sources)))
+        return _guarded(job, 0.0, lambda: Loaded(job, tuple(self._decode(source) for source in job.sources)))
 
-    def restore(self, loaded: _Loaded) -> _Restored | Result:
-        def work() -> _Restored:
+    def restore(self, loaded: Loaded) -> Restored | Result:
+        def work() -> Restored:
             model = self.models.for_image(loaded.images[0])
             tiles = _TileCount(self.on_tiles)
             pixels = _run_model(model, loaded.images, tiles, loaded.job.name)
-            return _Restored(loaded.job, with_pixels(loaded.images[0], pixels), model.name, tiles.total)
+            return Restored(loaded.job, with_pixels(loaded.images[0], pixels), model.name, tiles.total)
 
         return _guarded(loaded.job, loaded.seconds, work)
 
-    def write(self, restored: _Restored) -> Result:
+    def write(self, restored: Restored) -> Result:
         job, image = restored.job, restored.image
 
         def work() -> Result:
@@ -575,182 +316,3 @@ def _dual_pixel_tensor(images: tuple[DecodedImage, ...], model: str, name: str) 
             "give the two views of one dual-pixel capture"
         )
     return torch.cat([to_tensor(view, channels=3) for view in images], dim=1)
-
-
-# ---------------------------------------------------------------- executing a batch
-
-
-def run_local(
-    jobs: Sequence[Job],
-    pipeline: Pipeline,
-    on_result: Callable[[Result], None],
-    *,
-    readers: int = 2,
-    writers: int = 2,
-    ahead: int = 2,
-) -> list[Result]:
-    """Restore on this thread while threads decode the next images and encode the previous ones.
-
-    At most ``ahead`` decoded images wait for the model and ``ahead`` restored ones for the
-    writers, which bounds memory on big photos. Results are reported in job order. On an
-    interrupt, reads not yet started are cancelled and writes already handed over finish
-    (they are atomic, so every output on disk is whole).
-    """
-    results: list[Result] = []
-    pending = iter(jobs)
-    reads: deque[Future[_Loaded | Result]] = deque()
-    writes: deque[Future[Result]] = deque()
-    read_pool = ThreadPoolExecutor(readers, thread_name_prefix="restore-read")
-    write_pool = ThreadPoolExecutor(writers, thread_name_prefix="restore-write")
-
-    def report(future: Future[Result]) -> None:
-        results.append(future.result())
-        on_result(results[-1])
-
-    try:
-        _read_ahead(read_pool, reads, pending, pipeline, ahead)
-        while reads:
-            loaded = reads.popleft().result()
-            _read_ahead(read_pool, reads, pending, pipeline, ahead)
-            restored = pipeline.restore(loaded) if isinstance(loaded, _Loaded) else loaded
-            writes.append(write_pool.submit(pipeline.write, restored) if isinstance(restored, _Restored) else _done(restored))
-            while writes and (writes[0].done() or len(writes) > ahead):
-                report(writes.popleft())
-    finally:
-        read_pool.shutdown(wait=True, cancel_futures=True)
-        write_pool.shutdown(wait=True)
-        while writes:  # also on an interrupt: these files were written, so they are reported
-            report(writes.popleft())
-    return results
-
-
-def _read_ahead(
-    pool: ThreadPoolExecutor, reads: deque[Future[_Loaded | Result]], pending: Iterator[Job], pipeline: Pipeline, ahead: int
-) -> None:
-    while len(reads) < ahead and (job := next(pending, None)) is not None:
-        reads.append(pool.submit(pipeline.read, job))
-
-
-def _done(result: Result) -> Future[Result]:
-    future: Future[Result] = Future()
-    future.set_result(result)
-    return future
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so that the same clean-up runs."""
-
-
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def execute(jobs: Sequence[Job], pipeline: Pipeline, reporter: Reporter) -> int:
-    """Run the batch with the local executor and return the process exit code."""
-    reporter.start(len(jobs))
-    pipeline.on_tiles = reporter.tiles
-    try:
-        with _sigterm_raises():
-            results = run_local(jobs, pipeline, reporter.result)
-    except KeyboardInterrupt:
-        return reporter.interrupted(EXIT_INTERRUPTED)
-    except Terminated:
-        return reporter.interrupted(EXIT_TERMINATED)
-    reporter.finish(results)
-    return EXIT_FAILED if any(result.status == "failed" for result in results) else EXIT_OK
-
-
-# ---------------------------------------------------------------- reporting
-
-
-@dataclass
-class Reporter:
-    """What a batch tells the user: errors on stderr, JSON on stdout with --json, and rich
-    progress (images and tiles, with ETA) only when someone is watching stderr."""
-
-    stdout: TextIO
-    stderr: TextIO
-    json: bool = False
-    progress: bool = False
-    log_tiles: bool = False
-    """Without the live display, write plain tile counts (for logs of engine measurements)."""
-    _console: Console = field(init=False)
-    _bar: Progress | None = field(init=False, default=None)
-    _images: TaskID = field(init=False, default=TaskID(0))
-    _tiles: TaskID = field(init=False, default=TaskID(1))
-    _started: float = field(init=False, default=0.0)
-    _done: int = field(init=False, default=0)
-
-    def __post_init__(self) -> None:
-        self._console = Console(file=self.stderr, soft_wrap=True, markup=False, highlight=False, emoji=False)
-
-    def start(self, total: int) -> None:
-        self._started = time.perf_counter()
-        if not self.progress:
-            return
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=self._console,
-            transient=True,
-        )
-        self._images = self._bar.add_task("images", total=total)
-        self._tiles = self._bar.add_task("tiles", total=None)
-        self._bar.start()
-
-    def tiles(self, done: int, total: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._tiles, completed=done, total=total)
-        elif self.log_tiles and total > 1:
-            self.stderr.write(f"\rtiles {done}/{total}" + ("\n" if done == total else ""))
-            self.stderr.flush()
-
-    def result(self, result: Result) -> None:
-        self._done += 1
-        if result.error is not None:
-            self._console.print(f"error: {result.error}")
-        if self.json:
-            self._json_line(result.to_json())
-        if self._bar is not None:
-            self._bar.advance(self._images)
-
-    def finish(self, results: list[Result]) -> None:
-        self._stop()
-        counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "failed")}
-        seconds = time.perf_counter() - self._started
-        if self.json:
-            self._json_line({"summary": {"total": len(results), **counts, "seconds": round(seconds, 3)}})
-        if self.progress:
-            self._console.print(
-                f"{counts['ok']} restored, {counts['skipped']} skipped, {counts['failed']} failed in {seconds:.1f} s"
-            )
-
-    def interrupted(self, code: int) -> int:
-        self._stop()
-        self._console.print(f"interrupted after {self._done} image(s); every file written is complete")
-        return code
-
-    def _stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-
-    def _json_line(self, payload: dict[str, Any]) -> None:
-        import json
-
-        self.stdout.write(json.dumps(payload) + "\n")
-        self.stdout.flush()

@@ -16,7 +16,7 @@ from typing import Any, Callable, List, Literal, NoReturn, Optional
 
 import typer
 
-from restore_cli import batch
+from restore_cli import batch, executor, planning
 from restore_cli.images import MAX_PIXELS
 
 SIGMAS = (15, 25, 50)
@@ -179,12 +179,12 @@ def run_task(task: Task, options: TaskOptions) -> None:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s")
     try:
         code = _run(task, options)
-    except batch.UsageError as error:
-        _fail(str(error), batch.EXIT_USAGE)
+    except planning.UsageError as error:
+        _fail(str(error), executor.EXIT_USAGE)
     except Exception as error:
         if options.debug:
             raise
-        _fail(batch.describe_error(error), batch.EXIT_FAILED)
+        _fail(batch.describe_error(error), executor.EXIT_FAILED)
     raise typer.Exit(code)
 
 
@@ -192,26 +192,26 @@ def _run(task: Task, options: TaskOptions) -> int:
     choice = model_choice(task, options)
     settings = _settings(options)
     settings.check()
-    jobs = batch.plan_jobs(options.inputs, _naming(task, options), views=2 if options.dual_pixel else 1)
+    jobs = planning.plan_jobs(options.inputs, _naming(task, options), views=2 if options.dual_pixel else 1)
     models = batch.Models(choice, settings.load)
     if choice.color == choice.gray and any(not job.skip and job.problem is None for job in jobs):
         models.get(choice.color)  # one clear error, rather than one per image, for a bad checkpoint
     pipeline = batch.Pipeline(models, format=options.format, quality=options.quality, max_pixels=options.max_pixels)
-    reporter = batch.Reporter(
+    reporter = executor.Reporter(
         stdout=sys.stdout,
         stderr=sys.stderr,
         json=options.as_json,
         progress=_watched(options),
         log_tiles=task.log_tiles and not options.quiet,
     )
-    return batch.execute(jobs, pipeline, reporter)
+    return executor.execute(jobs, pipeline, reporter)
 
 
 def model_choice(task: Task, options: TaskOptions) -> batch.ModelChoice:
     """The model for colour and for gray images, from the task's default and the options."""
     if options.weights is not None:
         if options.model is not None or options.sigma is not None:
-            raise batch.UsageError("--weights replaces the zoo model: drop --model/--sigma")
+            raise planning.UsageError("--weights replaces the zoo model: drop --model/--sigma")
         return batch.ModelChoice.single(options.weights)
     if task.name == "denoise":
         choice = _denoise_choice(options.model, options.sigma)
@@ -224,10 +224,10 @@ def model_choice(task: Task, options: TaskOptions) -> batch.ModelChoice:
 
 def _denoise_choice(model: Optional[str], sigma: Optional[int]) -> batch.ModelChoice:
     if sigma is not None and sigma not in SIGMAS:
-        raise batch.UsageError(f"--sigma {sigma}: the non-blind denoisers exist for sigma {', '.join(map(str, SIGMAS))}")
+        raise planning.UsageError(f"--sigma {sigma}: the non-blind denoisers exist for sigma {', '.join(map(str, SIGMAS))}")
     if sigma is not None:
         if model not in (None, GAUSSIAN):
-            raise batch.UsageError(f"--sigma picks a Gaussian denoiser; it cannot be combined with --model {model}")
+            raise planning.UsageError(f"--sigma picks a Gaussian denoiser; it cannot be combined with --model {model}")
         return batch.ModelChoice(f"gaussian_color_denoising_sigma{sigma}", f"gaussian_gray_denoising_sigma{sigma}")
     if model == GAUSSIAN:
         return batch.ModelChoice("gaussian_color_denoising_blind", "gaussian_gray_denoising_blind")
@@ -244,7 +244,7 @@ def _check_zoo_names(choice: batch.ModelChoice) -> None:
             try:
                 registry.get_entry(spec)
             except registry.UnknownModelError as error:
-                raise batch.UsageError(str(error)) from None
+                raise planning.UsageError(str(error)) from None
 
 
 def _settings(options: TaskOptions) -> batch.EngineSettings:
@@ -264,19 +264,19 @@ def _parse_tile(value: str) -> int | str:
         return value
     if value.isdigit() and (int(value) == 0 or int(value) >= 8):
         return int(value)
-    raise batch.UsageError(f"--tile must be auto, 0 (whole image) or at least 8 pixels, got {value!r}")
+    raise planning.UsageError(f"--tile must be auto, 0 (whole image) or at least 8 pixels, got {value!r}")
 
 
-def _naming(task: Task, options: TaskOptions) -> batch.Naming:
+def _naming(task: Task, options: TaskOptions) -> planning.Naming:
     if options.overwrite and options.skip_existing:
-        raise batch.UsageError("--overwrite and --skip-existing contradict each other; pick one")
-    if options.output == batch.STDIO and options.as_json:
-        raise batch.UsageError("-o - and --json both need stdout; write the image to a file or drop --json")
-    to_stdout = options.output == batch.STDIO or (options.output is None and options.inputs == [batch.STDIO])
+        raise planning.UsageError("--overwrite and --skip-existing contradict each other; pick one")
+    if options.output == planning.STDIO and options.as_json:
+        raise planning.UsageError("-o - and --json both need stdout; write the image to a file or drop --json")
+    to_stdout = options.output == planning.STDIO or (options.output is None and options.inputs == [planning.STDIO])
     if to_stdout and sys.stdout.isatty():
-        raise batch.UsageError("refusing to write image bytes to a terminal; redirect stdout (> out.png) or give -o FILE")
-    policy: batch.Policy = "overwrite" if options.overwrite else "skip" if options.skip_existing else "error"
-    return batch.Naming(
+        raise planning.UsageError("refusing to write image bytes to a terminal; redirect stdout (> out.png) or give -o FILE")
+    policy: planning.Policy = "overwrite" if options.overwrite else "skip" if options.skip_existing else "error"
+    return planning.Naming(
         task=task.output_word,
         output=options.output,
         suffix=options.suffix,

@@ -1,5 +1,6 @@
-"""batch.py without a real network: planning (naming, folders, globs, refusals), the per-job
-step and the threaded executor, driven by stand-in models that record what they are given."""
+"""A batch without a real network: planning (planning.py: naming, folders, globs, refusals), the
+per-job step (batch.py) and the threaded executor (executor.py), driven by stand-in models that
+record what they are given."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from restore_cli import batch
-from restore_cli.batch import STDIO, Job, Model, ModelChoice, Models, Naming, Pipeline, UsageError, plan_jobs
+from restore_cli import batch, executor
+from restore_cli.batch import Model, ModelChoice, Models, Pipeline
+from restore_cli.planning import STDIO, Job, Naming, UsageError, plan_jobs
 from restore_cli.images import DecodedImage, read_image, write_image
 
 
@@ -288,7 +290,7 @@ def test_reading_overlaps_inference_and_results_keep_the_job_order(tmp_path: Pat
 
     pipeline = _WatchedPipeline(Models(ModelChoice.single("m"), lambda spec: Model("m", 3, restore)))
     reported: list = []
-    results = batch.run_local(jobs, pipeline, reported.append)
+    results = executor.run_local(jobs, pipeline, reported.append)
     assert overlapped == [True]
     assert [r.input for r in results] == [job.name for job in jobs] and reported == results
     assert all(r.status == "ok" for r in results)
@@ -296,9 +298,9 @@ def test_reading_overlaps_inference_and_results_keep_the_job_order(tmp_path: Pat
     assert main not in pipeline.threads["read"] | pipeline.threads["write"]
 
 
-def _reporter() -> tuple[batch.Reporter, io.StringIO, io.StringIO]:
+def _reporter() -> tuple[executor.Reporter, io.StringIO, io.StringIO]:
     stdout, stderr = io.StringIO(), io.StringIO()
-    return batch.Reporter(stdout, stderr, json=True), stdout, stderr
+    return executor.Reporter(stdout, stderr, json=True), stdout, stderr
 
 
 def test_an_interrupt_stops_the_batch_with_130_leaving_only_whole_files(tmp_path: Path) -> None:
@@ -313,7 +315,7 @@ def test_an_interrupt_stops_the_batch_with_130_leaving_only_whole_files(tmp_path
 
     reporter, stdout, stderr = _reporter()
     pipeline = Pipeline(Models(ModelChoice.single("m"), lambda spec: Model("m", 3, restore)))
-    assert batch.execute(jobs, pipeline, reporter) == batch.EXIT_INTERRUPTED
+    assert executor.execute(jobs, pipeline, reporter) == executor.EXIT_INTERRUPTED
     written = sorted(path.name for path in (tmp_path / "out").iterdir())
     assert written == ["00.png", "01.png"]  # whole files only: no temp files, nothing half-written
     assert all(read_image(tmp_path / "out" / name).width == 16 for name in written)
@@ -323,7 +325,7 @@ def test_an_interrupt_stops_the_batch_with_130_leaving_only_whole_files(tmp_path
 def test_execute_reports_json_lines_errors_and_exit_code(tmp_path: Path) -> None:
     jobs = _folder_jobs(tmp_path, 2) + [Job((str(tmp_path / "nope.png"),), str(tmp_path / "out" / "nope.png"))]
     reporter, stdout, stderr = _reporter()
-    assert batch.execute(jobs, _pipeline(_invert()), reporter) == batch.EXIT_FAILED
+    assert executor.execute(jobs, _pipeline(_invert()), reporter) == executor.EXIT_FAILED
     lines = [__import__("json").loads(line) for line in stdout.getvalue().splitlines()]
     assert [line.get("status") for line in lines[:3]] == ["ok", "ok", "failed"]
     assert lines[0]["size"] == {"width": 16, "height": 8} and lines[0]["model"] == "invert"

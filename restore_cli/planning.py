@@ -1,0 +1,269 @@
+"""Inputs to jobs: folders, globs, pipes, output naming, skip/overwrite, and the refusals.
+
+A batch is planned before any pixel is computed — which file goes where, which outputs are
+skipped — so that a command that would overwrite an input or send two images to one file is
+refused up front, not after an hour of work. Planning is kept apart from running because it
+must be complete, and checkable, before anything is loaded: it only looks at paths and names
+and knows nothing of models, the engine or how the jobs will be executed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from restore_cli.images import ImageError, output_format
+
+STDIO = "-"
+"""As an input: read the image from stdin; as an output: write its bytes to stdout."""
+
+Policy = Literal["error", "overwrite", "skip"]
+
+_GLOB_MAGIC = re.compile(r"[*?[]")
+_EXTENSION_OF = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
+
+
+class UsageError(Exception):
+    """A command that cannot run as given; nothing has been read or written yet (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Where outputs go: the -o target, the name suffix and format, and what to do with existing files."""
+
+    task: str
+    output: str | None = None
+    suffix: str | None = None
+    format: str | None = None
+    recursive: bool = False
+    existing: Policy = "error"
+
+    @property
+    def stem_suffix(self) -> str:
+        """Next to the input a suffix is needed to keep the original; in an output folder it is not."""
+        if self.suffix is not None:
+            return self.suffix
+        return f"_{self.task}" if self.output is None else ""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One output to produce, from one image (or a dual-pixel pair of views)."""
+
+    sources: tuple[str, ...]
+    output: str | None
+    skip: bool = False
+    problem: str | None = None
+    """Why the job fails without being run (e.g. its output exists), as the user will read it."""
+
+    @property
+    def name(self) -> str:
+        return " + ".join("<stdin>" if source == STDIO else source for source in self.sources)
+
+
+@dataclass(frozen=True)
+class _Found:
+    sources: tuple[Path, ...]
+    relative: Path
+    """Where the output goes below an output folder: mirrors the input's place in its tree."""
+    discovered: bool = False
+    """Found in a folder or by a glob, rather than named on the command line."""
+    problem: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.sources[0]
+
+    @property
+    def is_stdin(self) -> bool:
+        return str(self.path) == STDIO
+
+
+def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1) -> list[Job]:
+    """Expand the command's inputs and decide every output; UsageError if the command is unsafe.
+
+    ``views=2`` takes the arguments as LEFT RIGHT pairs of dual-pixel views, named after LEFT.
+    """
+    if not arguments:
+        raise UsageError("no inputs given; pass image files, folders, globs or - for stdin")
+    found = _grouped(arguments, views) if views > 1 else _expanded(arguments, naming)
+    if any(item.is_stdin for item in found) and len(arguments) > 1:
+        raise UsageError("- (stdin) must be the only input; run the other inputs separately")
+    destination = _destination_rule(naming, found, arguments)
+    planned = _drop_earlier_outputs([(item, destination(item)) for item in found])
+    _refuse_files_as_folders(planned)
+    _refuse_collisions(planned)
+    _refuse_overwriting_inputs(planned)
+    return [_job(item, output, naming.existing) for item, output in planned]
+
+
+def _grouped(arguments: Sequence[str], views: int) -> list[_Found]:
+    if len(arguments) % views or any(a == STDIO or _is_collection(a) for a in arguments):
+        raise UsageError(f"give image files in groups of {views} views (LEFT RIGHT for dual-pixel)")
+    groups = [tuple(Path(a) for a in arguments[i : i + views]) for i in range(0, len(arguments), views)]
+    return [_Found(group, Path(group[0].name)) for group in groups]
+
+
+def _is_collection(argument: str) -> bool:
+    return Path(argument).is_dir() or _is_glob(argument)
+
+
+def _is_glob(argument: str) -> bool:
+    return not Path(argument).exists() and bool(_GLOB_MAGIC.search(argument))
+
+
+def _expanded(arguments: Sequence[str], naming: Naming) -> list[_Found]:
+    avoid = Path(naming.output).resolve() if naming.output not in (None, STDIO) else None
+    return [item for argument in arguments for item in _expand(argument, naming.recursive, avoid)]
+
+
+def _expand(argument: str, recursive: bool, avoid: Path | None) -> list[_Found]:
+    """A missing plain path is kept as a job, so that reading it reports the problem in its turn."""
+    path = Path(argument)
+    if path.is_dir():
+        found = _scan(path, recursive, avoid)
+        hint = "" if recursive else " (pass --recursive to include subfolders)"
+        return found or [_Found((path,), path, problem=f"{argument}: no images in this folder{hint}")]
+    if _is_glob(argument):
+        found = _glob(argument, recursive)
+        return found or [_Found((path,), path, problem=f"{argument}: no image files match this pattern")]
+    return [_Found((path,), Path(path.name))]
+
+
+def _scan(folder: Path, recursive: bool, avoid: Path | None) -> list[_Found]:
+    """Image files in a folder, skipping hidden ones (temp files of interrupted writes among them)
+    and the output folder when it lies inside, so a rerun does not restore its own outputs."""
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    found = []
+    for path in sorted(candidates):
+        relative = path.relative_to(folder)
+        hidden = any(part.startswith(".") for part in relative.parts)
+        inside_output = avoid is not None and avoid in path.resolve().parents
+        if not hidden and not inside_output and path.is_file() and _is_image_name(path):
+            found.append(_Found((path,), relative, discovered=True))
+    return found
+
+
+def _glob(pattern: str, recursive: bool) -> list[_Found]:
+    base = Path(*[part for part in _leading_plain_parts(pattern)])
+    matches = sorted(Path(match) for match in glob.glob(pattern, recursive=recursive))
+    return [
+        _Found((match,), match.relative_to(base) if recursive else Path(match.name), discovered=True)
+        for match in matches
+        if match.is_file() and _is_image_name(match)
+    ]
+
+
+def _leading_plain_parts(pattern: str) -> Iterator[str]:
+    """The folders before the first wildcard: what --recursive mirrors below -o."""
+    for part in Path(pattern).parent.parts:
+        if _GLOB_MAGIC.search(part):
+            return
+        yield part
+
+
+def _is_image_name(path: Path) -> bool:
+    try:
+        output_format(path)
+    except ImageError:
+        return False
+    return True
+
+
+def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[str]) -> Callable[[_Found], str]:
+    target = naming.output
+    if target == STDIO or (target is None and found[0].is_stdin):
+        if len(found) != 1:
+            raise UsageError(f"-o - writes one image to stdout, but there are {len(found)} inputs; use -o FOLDER")
+        return lambda item: STDIO
+    if target is None:
+        return lambda item: str(item.path.with_name(_output_name(item, naming)))
+    if _needs_folder(target, found, arguments):
+        if Path(target).is_file():
+            raise UsageError(f"-o {target} is a file, but the inputs need a folder; give a folder path")
+        if found[0].is_stdin:
+            raise UsageError("- (stdin) with an output folder: give -o a file name, or -o - for stdout")
+        return lambda item: str(Path(target, item.relative.parent, _output_name(item, naming)))
+    _check_output_format(target, naming.format)
+    return lambda item: target
+
+
+def _needs_folder(target: str, found: list[_Found], arguments: Sequence[str]) -> bool:
+    named_as_folder = target.endswith(("/", os.sep)) or Path(target).is_dir()
+    return named_as_folder or len(found) > 1 or any(_is_collection(a) for a in arguments)
+
+
+def _check_output_format(target: str, format: str | None) -> None:
+    try:
+        output_format(target, format)
+    except ImageError as error:
+        raise UsageError(str(error)) from None
+
+
+def _output_name(item: _Found, naming: Naming) -> str:
+    if naming.format is not None:
+        extension = _EXTENSION_OF[output_format(item.path, naming.format)]
+    else:
+        extension = item.path.suffix if _is_image_name(item.path) else ".png"
+    return f"{item.path.stem}{naming.stem_suffix}{extension}"
+
+
+def _drop_earlier_outputs(planned: list[tuple[_Found, str]]) -> list[tuple[_Found, str]]:
+    """A found file that this very plan would produce is an earlier run's output, not a photo to restore."""
+    outputs = {_key(output) for _, output in planned if output != STDIO}
+    return [(item, output) for item, output in planned if not (item.discovered and _key(item.path) in outputs)]
+
+
+def _refuse_files_as_folders(planned: list[tuple[_Found, str]]) -> None:
+    """An output below an existing file can never be written: say so once, before any work,
+    rather than once per image after it."""
+    for _, output in planned:
+        if output == STDIO:
+            continue
+        folder = next(parent for parent in Path(output).absolute().parents if parent.exists())
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is a file, so {output} cannot be written below it; choose another -o")
+
+
+def _refuse_collisions(planned: list[tuple[_Found, str]]) -> None:
+    claimed: dict[str, _Found] = {}
+    for item, output in planned:
+        if output == STDIO or item.problem:
+            continue
+        earlier = claimed.setdefault(_key(output), item)
+        if earlier is not item:
+            raise UsageError(
+                f"{earlier.path} and {item.path} would both be written to {output}; "
+                "rename one, run them separately, or use --recursive to keep folders apart"
+            )
+
+
+def _refuse_overwriting_inputs(planned: list[tuple[_Found, str]]) -> None:
+    inputs = {_key(source): source for item, _ in planned for source in item.sources if not item.is_stdin}
+    for item, output in planned:
+        if output != STDIO and not item.problem and _key(output) in inputs:
+            raise UsageError(
+                f"{output} is an input and would be overwritten; choose another -o or --suffix"
+            )
+
+
+def _key(path: str | Path) -> str:
+    """One spelling per file, so that ./a.png, a.png and a link to it are recognised as the same."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _job(item: _Found, output: str, policy: Policy) -> Job:
+    sources = tuple(STDIO if item.is_stdin else str(source) for source in item.sources)
+    if item.problem:
+        return Job(sources, None, problem=item.problem)
+    exists = output != STDIO and os.path.lexists(output)
+    if exists and policy == "error":
+        problem = f"{output} already exists; pass --overwrite to replace it or --skip-existing to keep it"
+        return Job(sources, output, problem=problem)
+    return Job(sources, output, skip=exists and policy == "skip")
+
