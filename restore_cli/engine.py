@@ -177,6 +177,15 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
+def _tune_process(device: torch.device) -> None:
+    """On the CPU, recycle freed memory; on CUDA, let cuDNN pick the fastest kernels for
+    the first tile's shape, which every tile of a plan shares."""
+    if device.type == "cpu":
+        reuse_freed_memory()
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def pad_to_multiple(image: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
     """Grow NCHW ``image`` at the bottom and right to multiples of ``multiple``.
 
@@ -206,9 +215,9 @@ class Restorer:
     memory on CUDA. ``blend="uniform"`` reproduces the official demo's averaging, for
     comparison only.
 
-    On the CPU it turns on :func:`reuse_freed_memory` for the process, on CUDA cuDNN's
-    autotuner; the model runs in its channels-last formulation unless
-    ``model.channels_last`` was turned off.
+    ``tune_process`` switches on process-wide speed settings (see :func:`_tune_process`);
+    benchmarks turn it off to reproduce the official procedure. The model runs in its
+    channels-last formulation unless ``model.channels_last`` was turned off.
     """
 
     def __init__(
@@ -221,14 +230,13 @@ class Restorer:
         max_memory: int | str | None = None,
         batch_size: int | str = "auto",
         blend: Blend = "smooth",
+        tune_process: bool = True,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.model = model.eval().to(self.device)
-        if self.device.type == "cpu":
-            reuse_freed_memory()
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # every tile of a plan has one shape: tune once
+        if tune_process:
+            _tune_process(self.device)
         self.config = model.config
         self.tile = _check_tile(tile)
         if overlap < 0:
