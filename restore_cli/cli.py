@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from restore_cli import __version__
+from restore_cli.cli_bench import EPILOG as BENCH_EPILOG, bench_command
 from restore_cli.cli_eval import eval_command
 from restore_cli.cli_models import models_app
 from restore_cli.cli_run import RUN, run_command
@@ -26,6 +27,7 @@ app.command("deblur", epilog=epilog(TASKS["deblur"]))(deblur)
 app.command("defocus", epilog=epilog(TASKS["defocus"]))(defocus)
 app.command("eval")(eval_command)
 app.command("run", epilog=epilog(RUN))(run_command)
+app.command("bench", epilog=BENCH_EPILOG)(bench_command)
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,131 @@
+"""`restore bench`: speed, memory and fidelity on this machine, against the official procedure."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from restore_cli import bench
+
+EPILOG = (
+    "Examples:\n\n"
+    "restore bench                                # 256, 512, 1024x768 on the CPU, twice each\n"
+    "restore bench --sizes 512 --end-to-end 512 --repeat 3\n"
+    "restore bench --sizes 4000x3000 --repeat 1   # a 12 Mpix photo, tiled (about an hour on 2 cores)\n"
+    "restore bench --device cuda --precision fp16 --json > gpu.json"
+)
+
+
+def bench_command(
+    sizes: List[str] = typer.Option(list(bench.DEFAULT_SIZES), "--sizes", help="Image sizes: N (N x N) or WxH; repeat the option for several."),
+    repeat: int = typer.Option(2, "--repeat", min=1, help="Passes per size and procedure, alternated; the median is reported."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", "--precision", help="Our precision: auto, fp32, bf16, fp16 (CUDA). The baseline is always fp32."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per pass (default: torch's choice)."),
+    end_to_end: Optional[str] = typer.Option(None, "--end-to-end", metavar="SIZE", help="Also time `restore run` on a photo of SIZE against the official script, model load included."),
+    fidelity: bool = typer.Option(True, "--fidelity/--no-fidelity", help="Compare our fp32 and bf16 outputs with the official fp32 output on a real photo."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON object on stdout."),
+) -> None:
+    """Time the full-size network (random weights) with our defaults against the official
+    procedure (fp32, NCHW, whole image or uniform tiles), side by side, each pass in a fresh process."""
+    try:
+        parsed = [bench.parse_size(size) for size in sizes]
+        e2e_size = bench.parse_size(end_to_end) if end_to_end else None
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # read by every worker's torch at start-up
+    console = Console(stderr=as_json)
+    rows = bench.run_benchmark(parsed, repeat, device, precision, on_pass=_progress(console))
+    e2e = bench.measure_end_to_end(e2e_size, repeat, precision, device) if e2e_size else None
+    matches = bench.measure_fidelity(device=device, precisions=_fidelity_modes(device)) if fidelity else []
+    if as_json:
+        sys.stdout.write(json.dumps(_as_json(rows, e2e, matches, device, precision, threads)) + "\n")
+        return
+    console.print(f"[dim]{bench.describe_machine()}[/dim]")
+    console.print(_speed_table(rows, device, precision))
+    if e2e is not None:
+        console.print(_end_to_end_table(e2e))
+    if matches:
+        console.print(_fidelity_table(matches))
+
+
+def _fidelity_modes(device: str) -> tuple[str, ...]:
+    return ("fp32", "bf16", "fp16") if device.startswith("cuda") else ("fp32", "bf16")
+
+
+def _progress(console: Console) -> bench.PassReport:
+    def report(size: bench.Size, mode: str, measured: bench.Pass) -> None:
+        console.print(f"[dim]{size.label} {mode}: {measured.seconds:.2f} s[/dim]")
+
+    return report
+
+
+def _speed_table(rows: list[bench.Row], device: str, precision: str) -> Table:
+    table = Table(title=f"restore bench on {device}: official | ours (--precision {precision}), medians",
+                  caption="full-size Restormer, random weights; peak memory is per process")
+    for column in ("size", "tiles", "s/image", "s/Mpix", "GFLOP/s", "peak RSS MiB", "speed-up"):
+        table.add_column(column, justify="right")
+    if device.startswith("cuda"):
+        table.add_column("peak VRAM MiB", justify="right")
+    for row in rows:
+        figures = row.summary()
+        cells = [row.size.label, _pair(figures, "tiles", "{}"), _pair(figures, "median_seconds", "{:.2f}"),
+                 _pair(figures, "seconds_per_mpix", "{:.1f}"), _pair(figures, "gflops", "{:.1f}"),
+                 _pair(figures, "peak_rss_mib", "{}"), f"{figures['speedup']:.2f}x"]
+        if device.startswith("cuda"):
+            cells.append(_pair(figures, "peak_vram_mib", "{}"))
+        table.add_row(*cells)
+    return table
+
+
+def _pair(figures: dict, key: str, form: str) -> str:
+    """``official | ours`` in one cell, so the table fits a terminal."""
+    return " | ".join(form.format(figures[mode][key]) for mode in (bench.OFFICIAL, bench.OURS))
+
+
+def _end_to_end_table(e2e: bench.EndToEnd) -> Table:
+    table = Table(title=f"{e2e.size.label} photo, whole process incl. model load")
+    for column in ("official s", "restore run s", "speed-up", "PSNR vs official (8-bit)", "max |diff| (levels)"):
+        table.add_column(column, justify="right")
+    table.add_row(_seconds(e2e.official_seconds), _seconds(e2e.ours_seconds), f"{e2e.speedup():.2f}x",
+                  f"{e2e.psnr_db:.2f} dB", str(e2e.max_abs_diff))
+    return table
+
+
+def _seconds(values: list[float]) -> str:
+    return " ".join(f"{value:.1f}" for value in values)
+
+
+def _fidelity_table(matches: list[bench.Fidelity]) -> Table:
+    table = Table(title=f"against the official fp32 output of {bench.PHOTO.name} (8-bit)")
+    for column in ("mode", "PSNR", "max |diff| (levels)"):
+        table.add_column(column, justify="right")
+    for match in matches:
+        table.add_row(match.mode, f"{match.psnr_db:.2f} dB", str(match.max_abs_diff))
+    return table
+
+
+def _as_json(rows: list[bench.Row], e2e: Optional[bench.EndToEnd], matches: list[bench.Fidelity],
+             device: str, precision: str, threads: Optional[int]) -> dict:
+    return {
+        "machine": bench.describe_machine(),
+        "device": device,
+        "precision": precision,
+        "threads": threads,
+        "flops_per_pixel": rows[0].flops / rows[0].size.height / rows[0].size.width if rows else None,
+        "sizes": [row.summary() for row in rows],
+        "end_to_end": None if e2e is None else {
+            "size": e2e.size.label, "official_seconds": e2e.official_seconds, "ours_seconds": e2e.ours_seconds,
+            "speedup": round(e2e.speedup(), 2), "psnr_db": round(e2e.psnr_db, 2), "max_abs_diff": e2e.max_abs_diff,
+        },
+        "fidelity": [asdict(match) for match in matches],
+    }

@@ -1,0 +1,87 @@
+"""`restore bench`: sizes, FLOP count, derived figures, 8-bit comparison, and one real run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from restore_cli import bench
+from restore_cli.cli import app
+
+runner = CliRunner()
+
+
+def test_sizes_are_square_or_width_by_height() -> None:
+    assert bench.parse_size("512") == bench.Size("512", 512, 512)
+    assert bench.parse_size("4000x3000") == bench.Size("4000x3000", height=3000, width=4000)
+
+
+@pytest.mark.parametrize("text", ["", "big", "0", "4", "512x", "1x2x3", "-8"])
+def test_unreadable_sizes_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="size"):
+        bench.parse_size(text)
+
+
+def test_flops_per_pixel_is_the_papers_figure() -> None:
+    """The paper reports 140 GFLOPs (multiply-adds) at 256 x 256: 2.1 M MAC, 4.3 MFLOP per
+    pixel; counting the attention products and all convs gives a little more."""
+    assert 4.5e6 < bench.flops_per_pixel() < 4.9e6
+
+
+def _row(official: list[float], ours: list[float]) -> bench.Row:
+    size = bench.parse_size("1000x500")
+    row = bench.Row(size, flops=1e12)
+    row.official = [bench.Pass(seconds, 2**30, None, 1) for seconds in official]
+    row.ours = [bench.Pass(seconds, 2**29, None, 1) for seconds in ours]
+    return row
+
+
+def test_figures_use_the_median_pass_of_each_procedure() -> None:
+    figures = _row(official=[10.0, 30.0, 12.0], ours=[4.0, 5.0, 100.0]).summary()
+
+    assert figures["official"]["median_seconds"] == 12.0
+    assert figures["ours"]["median_seconds"] == 5.0
+    assert figures["ours"]["seconds_per_mpix"] == 10.0
+    assert figures["ours"]["gflops"] == 200.0
+    assert figures["official"]["peak_rss_mib"] == 1024
+    assert figures["speedup"] == 2.4
+
+
+def test_8bit_comparison_counts_levels_and_peak_255() -> None:
+    image = np.full((4, 4, 3), 100, dtype=np.uint8)
+
+    assert bench.compare_8bit(image, image) == (0, math.inf)
+    diff, psnr_db = bench.compare_8bit(image + 1, image)
+    assert diff == 1 and psnr_db == pytest.approx(20 * math.log10(255))
+
+
+def test_8bit_conversion_rounds_and_clips() -> None:
+    pixels = np.array([-0.1, 0.0, 0.5 / 255, 0.4 / 255, 1.0, 1.2])
+
+    assert bench.to_8bit(pixels).tolist() == [0, 0, 0, 0, 255, 255]
+    assert bench.to_8bit(np.array([0.6 / 255])).tolist() == [1]
+
+
+def test_bad_size_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["bench", "--sizes", "huge"])
+
+    assert result.exit_code == 2
+    assert "size 'huge'" in result.output
+
+
+def test_a_tiny_benchmark_runs_both_procedures_in_fresh_processes() -> None:
+    """The full-size model on 16 x 16 pixels: seconds, not minutes."""
+    result = runner.invoke(app, ["bench", "--sizes", "16", "--repeat", "1", "--threads", "1", "--no-fidelity", "--json"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    (row,) = report["sizes"]
+    assert (row["height"], row["width"]) == (16, 16)
+    for mode in ("official", "ours"):
+        assert row[mode]["median_seconds"] > 0 and row[mode]["peak_rss_mib"] > 0 and row[mode]["tiles"] == 1
+    assert row["speedup"] == pytest.approx(row["official"]["median_seconds"] / row["ours"]["median_seconds"], rel=0.01)
+    assert report["flops_per_pixel"] == pytest.approx(bench.flops_per_pixel())
