@@ -86,8 +86,9 @@ def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channels of each pixel of an NCHW map.
 
-    Computed in place on NCHW, avoiding the NCHW -> (B, HW, C) -> NCHW round trip that a
-    token LayerNorm would need. The "BiasFree" variant (used by all denoisers) divides by
+    On NCHW maps it is computed in place, avoiding the NCHW -> (B, HW, C) -> NCHW copies a
+    token LayerNorm would need; on channels-last maps that (B, H, W, C) view is free, so the
+    fused kernel runs on it. The "BiasFree" variant (used by all denoisers) divides by
     the standard deviation without centring the input and has no bias; "WithBias" is the
     usual centred LayerNorm with an affine bias.
     """
@@ -178,8 +179,8 @@ class MDTA(nn.Module):
         of the pixels or fewer. Normalising q and k is folded into the Gram matrix: cosine
         similarity is the dot product divided by both norms, which saves two full passes.
         """
-        batch, channels, height, width = qkv.shape
-        query, key, value = _to_pixels(qkv).reshape(batch, height * width, channels).chunk(3, dim=-1)
+        batch, qkv_channels, height, width = qkv.shape
+        query, key, value = _to_pixels(qkv).reshape(batch, height * width, qkv_channels).chunk(3, dim=-1)
         gram = query.transpose(1, 2) @ key  # (B, C, C)
         norms = query.norm(dim=1).clamp_min(NORMALIZE_EPS), key.norm(dim=1).clamp_min(NORMALIZE_EPS)
         cosine = gram / (norms[0][:, :, None] * norms[1][:, None, :])
