@@ -40,7 +40,7 @@ as the official demo's tiled mode does; whole-image inference would need ~100 Gi
 OFFICIAL_WHOLE_LIMIT = 4_000_000
 FLOP_PROBE = 32
 """Side of the input FLOPs are counted on; every layer's cost is linear in pixels."""
-PHOTO = Path(__file__).resolve().parent.parent / "tests" / "data" / "photos" / "3096.png"
+PHOTO = Path(__file__).resolve().parent / "assets" / "3096.png"
 
 
 @dataclass(frozen=True)
