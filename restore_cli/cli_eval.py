@@ -30,9 +30,8 @@ from rich.console import Console
 from rich.table import Table
 
 from restore_cli import metrics
-from restore_cli.images import ImageError, read_image
+from restore_cli.images import ImageError, is_image_name, read_image
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 KNOWN_BENCHMARKS = (
     "CBSD68", "Kodak24", "McMaster", "Urban100", "Set12", "BSD68",
     "Rain100L", "Rain100H", "Test100", "Test1200", "Test2800",
@@ -94,7 +93,7 @@ def list_images(folder: Path) -> tuple[dict[str, Path], list[Outcome]]:
     """Images by stem; a stem held by two files (x.png and x.jpg) is ambiguous and fails."""
     by_stem: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        if path.is_file() and is_image_name(path):
             by_stem.setdefault(path.stem, []).append(path)
     unique = {stem: paths[0] for stem, paths in by_stem.items() if len(paths) == 1}
     clashes = [

@@ -163,6 +163,12 @@ def _write_stream(stream: BinaryIO, data: bytes, name: str) -> None:
         raise ImageError(f"{name}: cannot write ({_reason(exc)}); {hint}") from exc
 
 
+def is_image_name(path: str | os.PathLike) -> bool:
+    """Whether the extension is one of the formats restore reads and writes, so folder scans
+    (batches, `restore eval`) pick up exactly the files the codecs accept."""
+    return Path(path).suffix.lower() in _EXTENSIONS
+
+
 def output_format(destination: str | os.PathLike | BinaryIO, format: str | None = None) -> str:
     """Pick the encoder from an explicit name, else the extension; streams default to PNG as pipes have none."""
     if format is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from restore_cli.images import ImageError, output_format
+from restore_cli.images import ImageError, is_image_name, output_format
 
 STDIO = "-"
 """As an input: read the image from stdin; as an output: write its bytes to stdout."""
@@ -144,7 +144,7 @@ def _scan(folder: Path, recursive: bool, avoid: Path | None) -> list[_Found]:
         relative = path.relative_to(folder)
         hidden = any(part.startswith(".") for part in relative.parts)
         inside_output = avoid is not None and avoid in path.resolve().parents
-        if not hidden and not inside_output and path.is_file() and _is_image_name(path):
+        if not hidden and not inside_output and path.is_file() and is_image_name(path):
             found.append(_Found((path,), relative, discovered=True))
     return found
 
@@ -155,7 +155,7 @@ def _glob(pattern: str, recursive: bool) -> list[_Found]:
     return [
         _Found((match,), match.relative_to(base) if recursive else Path(match.name), discovered=True)
         for match in matches
-        if match.is_file() and _is_image_name(match)
+        if match.is_file() and is_image_name(match)
     ]
 
 
@@ -165,14 +165,6 @@ def _leading_plain_parts(pattern: str) -> Iterator[str]:
         if _GLOB_MAGIC.search(part):
             return
         yield part
-
-
-def _is_image_name(path: Path) -> bool:
-    try:
-        output_format(path)
-    except ImageError:
-        return False
-    return True
 
 
 def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[str]) -> Callable[[_Found], str]:
@@ -209,7 +201,7 @@ def _output_name(item: _Found, naming: Naming) -> str:
     if naming.format is not None:
         extension = _EXTENSION_OF[output_format(item.path, naming.format)]
     else:
-        extension = item.path.suffix if _is_image_name(item.path) else ".png"
+        extension = item.path.suffix if is_image_name(item.path) else ".png"
     return f"{item.path.stem}{naming.stem_suffix}{extension}"
 
 
