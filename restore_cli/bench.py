@@ -259,8 +259,10 @@ def compare_8bit(ours: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
 
 
 def to_8bit(pixels: np.ndarray) -> np.ndarray:
-    """Float [0, 1] to uint8 the way an 8-bit PNG is written: round to nearest."""
-    return np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
+    """Float [0, 1] to uint8 exactly as `restore` writes an 8-bit file."""
+    from restore_cli.images import to_integer_levels
+
+    return to_integer_levels(pixels, 8)
 
 
 def _read_8bit(path: Path) -> np.ndarray:

@@ -488,10 +488,10 @@ def _reset_orientation(exif: bytes | None) -> bytes | None:
 
 def _encode(image: DecodedImage, fmt: str, quality: int) -> bytes:
     bit_depth = image.bit_depth if fmt in _SIXTEEN_BIT_FORMATS else 8
-    colour = _quantise(image.pixels, bit_depth)
+    colour = to_integer_levels(image.pixels, bit_depth)
     alpha = _alpha_for(image.alpha, bit_depth)
     if fmt in _NO_ALPHA_FORMATS and alpha is not None:
-        colour, alpha = _quantise(_flatten_on_white(image), 8), None
+        colour, alpha = to_integer_levels(_flatten_on_white(image), 8), None
     samples = colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
     if fmt == "TIFF":
         return _encode_tiff(samples, image.icc_profile)
@@ -500,8 +500,9 @@ def _encode(image: DecodedImage, fmt: str, quality: int) -> bytes:
     return _encode_pillow(samples, fmt, image, quality)
 
 
-def _quantise(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Round (not truncate) so that a decode/encode round trip returns the original values."""
+def to_integer_levels(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float [0, 1] to the unsigned integers a file of this depth stores. Rounds (not
+    truncates) so that a decode/encode round trip returns the original values."""
     top = 2**bit_depth - 1
     scaled = np.rint(np.nan_to_num(pixels, nan=0.0) * top)
     return np.clip(scaled, 0, top).astype(np.uint16 if bit_depth == 16 else np.uint8)
@@ -515,7 +516,7 @@ def _alpha_for(alpha: np.ndarray | None, bit_depth: int) -> np.ndarray | None:
     if alpha.dtype == target:
         return alpha
     source_top = np.iinfo(alpha.dtype).max
-    return _quantise(alpha.astype(np.float64) / source_top, bit_depth)
+    return to_integer_levels(alpha.astype(np.float64) / source_top, bit_depth)
 
 
 def _flatten_on_white(image: DecodedImage) -> np.ndarray:
