@@ -90,6 +90,15 @@ class Models:
         return self.get(self.choice.for_image(image))
 
 
+def parse_tile(value: str) -> int | str:
+    """`--tile` as the engine takes it: "auto", or a whole number of pixels."""
+    if value == "auto":
+        return value
+    if value.isdigit() and (int(value) == 0 or int(value) >= 8):
+        return int(value)
+    raise UsageError(f"--tile must be auto, 0 (whole image) or at least 8 pixels, got {value!r}")
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """The engine and zoo options shared by every command."""
@@ -106,6 +115,8 @@ class EngineSettings:
         """Reject bad values before any work, as usage errors, rather than once per image."""
         from restore_cli import engine
 
+        if self.overlap < 0:
+            raise UsageError("--overlap must be 0 or more")
         try:
             engine.resolve_precision(self.precision, engine.resolve_device(self.device))  # type: ignore[arg-type]
             if self.max_memory is not None:

@@ -31,6 +31,7 @@ from rich.table import Table
 
 from restore_cli import metrics
 from restore_cli.images import ImageError, is_image_name, read_image
+from restore_cli.planning import UsageError
 
 KNOWN_BENCHMARKS = (
     "CBSD68", "Kodak24", "McMaster", "Urban100", "Set12", "BSD68",
@@ -75,10 +76,6 @@ class ScoringOptions:
 
 
 Step = Callable[[], metrics.Score]
-
-
-class UsageError(Exception):
-    """Options that do not make a valid command; exit code 2."""
 
 
 # --------------------------------------------------------------------------- pairing
@@ -366,25 +363,18 @@ def _check_model(model: str | None, weights: Path | None) -> None:
 
 
 def engine_options(device: str, precision: str, tile: str, overlap: int, max_memory: str | None) -> dict[str, Any]:
-    """Check the engine options before any checkpoint is loaded (or downloaded)."""
-    from restore_cli.engine import parse_memory_size, resolve_device, resolve_precision
+    """Check the engine options before any checkpoint is loaded (or downloaded), exactly as
+    the task commands do."""
+    from restore_cli.batch import EngineSettings, parse_tile
 
-    if tile != "auto" and not tile.isdigit():
-        raise UsageError(f"--tile must be 'auto', 0 or a number of pixels, got {tile!r}")
-    if overlap < 0:
-        raise UsageError("--overlap must be 0 or more")
-    try:
-        resolve_precision(precision, resolve_device(device))  # type: ignore[arg-type]
-        if max_memory is not None:
-            parse_memory_size(max_memory)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    settings = EngineSettings(device, precision, parse_tile(tile), overlap, max_memory)
+    settings.check()
     return {
-        "device": device,
-        "precision": precision,
-        "tile": tile if tile == "auto" else int(tile),
-        "overlap": overlap,
-        "max_memory": max_memory,
+        "device": settings.device,
+        "precision": settings.precision,
+        "tile": settings.tile,
+        "overlap": settings.overlap,
+        "max_memory": settings.max_memory,
     }
 
 

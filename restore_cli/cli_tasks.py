@@ -251,20 +251,12 @@ def _settings(options: TaskOptions) -> batch.EngineSettings:
     return batch.EngineSettings(
         device=options.device,
         precision=options.precision,
-        tile=_parse_tile(options.tile),
+        tile=batch.parse_tile(options.tile),
         overlap=options.overlap,
         max_memory=options.max_memory,
         offline=True if options.offline else None,
         download_progress=_watched(options),
     )
-
-
-def _parse_tile(value: str) -> int | str:
-    if value == "auto":
-        return value
-    if value.isdigit() and (int(value) == 0 or int(value) >= 8):
-        return int(value)
-    raise planning.UsageError(f"--tile must be auto, 0 (whole image) or at least 8 pixels, got {value!r}")
 
 
 def _naming(task: Task, options: TaskOptions) -> planning.Naming:

@@ -173,6 +173,7 @@ def test_problem_files_fail_one_by_one_and_the_rest_is_scored(tmp_path: Path) ->
         [*DERAIN, "--model", "deraining", "--weights", RGB_WEIGHTS],
         [*DERAIN, "--sigma", "25"],
         [*DERAIN, "--tile", "big"],
+        [*DERAIN, "--tile", "4"],
         [*DERAIN, "--overlap", "-1"],
         [*DERAIN, "--precision", "fp64"],
         [*DERAIN, "--max-memory", "lots"],
