@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli import cli_eval, registry
+from restore_cli import cli_eval, evaluation, metrics, registry
 from restore_cli.checkpoints import load_model
 from restore_cli.cli import app
 from tests.test_metrics import reference_scores, reference_y
@@ -264,23 +264,23 @@ def test_a_gray_image_for_a_colour_model_fails_per_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("task", "sigma", "channels", "model"),
     [
-        (cli_eval.Task.denoise, 25, 1, "gaussian_gray_denoising_sigma25"),
-        (cli_eval.Task.denoise, 50, 3, "gaussian_color_denoising_sigma50"),
-        (cli_eval.Task.denoise, 30, 3, "gaussian_color_denoising_blind"),
-        (cli_eval.Task.derain, None, 3, "deraining"),
+        (evaluation.Task.denoise, 25, 1, "gaussian_gray_denoising_sigma25"),
+        (evaluation.Task.denoise, 50, 3, "gaussian_color_denoising_sigma50"),
+        (evaluation.Task.denoise, 30, 3, "gaussian_color_denoising_blind"),
+        (evaluation.Task.derain, None, 3, "deraining"),
     ],
 )
 def test_the_default_model_is_the_official_one_for_the_task(
-    task: cli_eval.Task, sigma: float | None, channels: int, model: str
+    task: evaluation.Task, sigma: float | None, channels: int, model: str
 ) -> None:
-    assert cli_eval.default_model(task, sigma, channels) == model
+    assert evaluation.default_model(task, sigma, channels) == model
     assert model in registry.load_manifest()
 
 
 def test_benchmarks_are_recognised_from_the_folder_or_its_parent(tmp_path: Path) -> None:
-    assert cli_eval.benchmark_name(tmp_path / "cbsd68") == "CBSD68"
-    assert cli_eval.benchmark_name(tmp_path / "Rain100L" / "input") == "Rain100L"
-    assert cli_eval.benchmark_name(tmp_path / "holiday") is None
+    assert evaluation.benchmark_name(tmp_path / "cbsd68") == "CBSD68"
+    assert evaluation.benchmark_name(tmp_path / "Rain100L" / "input") == "Rain100L"
+    assert evaluation.benchmark_name(tmp_path / "holiday") is None
 
 
 def test_the_paper_value_is_shown_only_for_its_own_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,14 +290,14 @@ def test_the_paper_value_is_shown_only_for_its_own_benchmark(monkeypatch: pytest
     entries[name] = dataclasses.replace(entries[name], paper=paper)
     monkeypatch.setattr(registry, "load_manifest", lambda: entries)
 
-    assert cli_eval.paper_psnr(name, "CBSD68", 25) == 12.34
-    assert cli_eval.paper_psnr(name, "cbsd68", 50) == 10.5
-    assert cli_eval.paper_psnr(name, "CBSD68", 15) is None
-    assert cli_eval.paper_psnr(name, "Kodak24", 25) is None
-    assert cli_eval.paper_psnr(None, "CBSD68", 25) is None
+    assert evaluation.paper_psnr(name, "CBSD68", 25) == 12.34
+    assert evaluation.paper_psnr(name, "cbsd68", 50) == 10.5
+    assert evaluation.paper_psnr(name, "CBSD68", 15) is None
+    assert evaluation.paper_psnr(name, "Kodak24", 25) is None
+    assert evaluation.paper_psnr(None, "CBSD68", 25) is None
 
-    outcomes = [cli_eval.Outcome("1", score=cli_eval.metrics.Score(30.0, 0.9))]
-    summary = cli_eval.summarise(outcomes, "CBSD68", name, 12.34)
+    outcomes = [evaluation.Outcome("1", score=metrics.Score(30.0, 0.9))]
+    summary = evaluation.summarise(outcomes, "CBSD68", name, 12.34)
     lines = cli_eval.json_lines(outcomes, summary)
     assert json.loads(lines[-1])["paper_psnr"] == 12.34
     console = cli_eval.Console(record=True, width=100)
