@@ -11,6 +11,7 @@ import math
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +27,20 @@ files may hold both the EMA and the raw weights; the EMA ones are meant for infe
 
 PARALLEL_PREFIX = "module."
 SAFETENSORS_SUFFIX = ".safetensors"
+ZIP_MAGIC = b"PK\x03\x04"
+"""torch.save's archive format (the default since torch 1.6)."""
+PICKLE_PROTOCOL_2_OR_LATER = b"\x80"
+"""First byte of torch's legacy format: a plain pickle stream."""
+FOREIGN_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"GIF8": "a GIF image",
+    b"BM": "a BMP image",
+}
+"""Files people pass by mistake, named in the refusal so the slip is obvious."""
+_DISALLOWED_GLOBAL = re.compile(r"GLOBAL (\S+)")
 ENCODER_STAGES = ("encoder_level1", "encoder_level2", "encoder_level3", "latent")
 DECODER_STAGES = ("decoder_level1", "decoder_level2", "decoder_level3")
 STAGES_SHARING_HEADS = (
@@ -54,9 +69,56 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.suffix == SAFETENSORS_SUFFIX:
+    kind = sniff(path)
+    if kind == "safetensors" or (kind != "pytorch" and path.suffix == SAFETENSORS_SUFFIX):
         return _read_safetensors(path)
-    return unwrap_state_dict(_read_pickle(path), source=str(path))
+    if kind == "pytorch":
+        return unwrap_state_dict(_read_pickle(path), source=str(path))
+    raise CheckpointError(
+        f"{path} is not a PyTorch checkpoint ({kind}); give a .pth, .pt or .safetensors file of Restormer weights"
+    )
+
+
+def sniff(path: Path) -> str:
+    """What a file holds, from its first bytes: "pytorch" (a zip archive or pickle, the two
+    formats torch.save writes), "safetensors", or a description of what it is instead.
+
+    The content decides, not the extension: a safetensors file named .pth is still read as
+    safetensors, and a PNG renamed .pth is named as an image rather than unpickled.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    size = path.stat().st_size
+    if not head:
+        return "the file is empty"
+    if head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_PROTOCOL_2_OR_LATER):
+        return "pytorch"
+    if _is_safetensors_header(head, size):
+        return "safetensors"
+    for signature, description in FOREIGN_SIGNATURES.items():
+        if head.startswith(signature):
+            return f"it is {description}"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "it is a WebP image"
+    if _is_text(head):
+        return "it is a text file"
+    return "unknown content"
+
+
+def _is_safetensors_header(head: bytes, size: int) -> bool:
+    """safetensors: an 8-byte little-endian header length, then that many bytes of JSON."""
+    if len(head) < 9:
+        return False
+    length = int.from_bytes(head[:8], "little")
+    return 2 <= length <= size - 8 and head[8:9] == b"{"
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(character.isprintable() or character in "\t\r\n" for character in text)
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> StateDict:
@@ -133,21 +195,40 @@ def _resolve(path_or_name: str | os.PathLike) -> Path:
 
 
 def _read_pickle(path: Path) -> object:
+    """torch.load with weights_only: a pickle that names a global outside torch's allowlist
+    (a function to call, a class to build) is refused as unsafe; any other failure means the
+    bytes are damaged or are not a checkpoint at all, which is a different thing to tell a user."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols it may not read
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "Weights only load failed" in str(error):
+        disallowed = _DISALLOWED_GLOBAL.search(str(error))
+        if disallowed is not None:
             raise CheckpointError(
-                f"refused to load {path}: it contains Python objects that would run code when "
-                "unpickled; only plain tensor checkpoints are accepted (re-save it as a state dict "
-                "or .safetensors)"
+                f"refused to load {path}: it references {disallowed.group(1)}, a Python object that "
+                "would run code when unpickled; only plain tensor checkpoints are accepted (re-save "
+                "it as a state dict or .safetensors)"
             ) from None
-        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({error})") from None
+        reason = _weights_unpickler_reason(error)
+        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({reason}); download it again") from None
     except Exception as error:  # the unpickler meets arbitrary bytes and may raise anything
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(
-            f"{path} is truncated or not a PyTorch checkpoint ({reason}); download it again"
+            f"{path} is truncated or not a PyTorch checkpoint ({_first_sentence(error)}); download it again"
         ) from None
+
+
+def _first_sentence(error: Exception) -> str:
+    """torch's archive errors run to several sentences, some after an internal location tag."""
+    text = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", str(error).strip())
+    return text.split(". ")[0].splitlines()[0] if text else type(error).__name__
+
+
+def _weights_unpickler_reason(error: pickle.UnpicklingError) -> str:
+    """The line of torch's long weights_only message that says what was wrong."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = next((line for line in lines if "WeightsUnpickler error" not in line and "Unsupported" in line), None)
+    return f"not a pickle of tensors: {detail}" if detail else (lines[0] if lines else type(error).__name__)
 
 
 def _read_safetensors(path: Path) -> StateDict:

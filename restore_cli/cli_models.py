@@ -23,7 +23,7 @@ LICENCE_NOTICE = (
 def _fail(err: registry.RegistryError) -> typer.Exit:
     """One line on stderr; an unknown model name is a usage error (2), the rest exit 1."""
     typer.echo(f"error: {err}", err=True)
-    return typer.Exit(2 if isinstance(err, registry.UnknownModelError) else 1)
+    return typer.Exit(2 if isinstance(err, registry.RegistryUsageError) else 1)
 
 
 def _describe(entry: registry.ModelEntry) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def download(
     for name in registry.model_names() if every else names or []:
         try:
             path = registry.resolve(name, offline=False, progress=not quiet)
-        except registry.UnknownModelError as err:
+        except registry.RegistryUsageError as err:
             raise _fail(err) from None
         except registry.RegistryError as err:
             typer.echo(f"error: {err}", err=True)
@@ -136,9 +136,10 @@ def verify_models(names: Optional[List[str]] = typer.Argument(None, help="Models
 def import_(
     file: Path = typer.Argument(..., help="A checkpoint fetched by other means."),
     name: Optional[str] = typer.Option(None, "--name", help="Model it is (default: from file name or checksum)."),
-    sha256: Optional[str] = typer.Option(None, "--sha256", help="Expected SHA-256, for unpinned models."),
+    sha256: Optional[str] = typer.Option(None, "--sha256", metavar="HEX", help="Expected SHA-256 (64 hex digits), for the unpinned models."),
 ) -> None:
-    """Verify a checkpoint's SHA-256 and install it into the cache, e.g. for offline machines."""
+    """Check a checkpoint (its SHA-256, and that it loads as a Restormer) and install it into the
+    cache, e.g. for offline machines."""
     try:
         model, target = registry.import_file(file, name=name, sha256=sha256)
     except registry.RegistryError as err:

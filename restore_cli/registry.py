@@ -38,9 +38,11 @@ __all__ = [
     "ModelEntry",
     "PaperResult",
     "RegistryError",
+    "RegistryUsageError",
     "UnknownModelError",
     "Verification",
     "cached_path",
+    "check_sha256",
     "get_entry",
     "import_file",
     "load_manifest",
@@ -54,6 +56,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+HASH_ORIGINS = {
+    "manifest": "the pinned SHA-256",
+    "hub": "the SHA-256 the Hub reported; no pinned value",
+    "import": "the SHA-256 given to `restore models import --sha256`; no pinned value",
+}
+"""Where an expected SHA-256 came from, as `restore models verify` reports it."""
 _CHUNK = 1 << 20
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
@@ -62,8 +70,12 @@ class RegistryError(Exception):
     """A zoo problem the user can act on; ``str()`` is one line naming the model and the fix."""
 
 
-class UnknownModelError(RegistryError):
-    """The name is not in the manifest: a usage error rather than a failed download."""
+class RegistryUsageError(RegistryError):
+    """A request that cannot be right as given (exit 2), rather than a failed download."""
+
+
+class UnknownModelError(RegistryUsageError):
+    """The name is not in the manifest."""
 
 
 @dataclass(frozen=True)
@@ -254,25 +266,46 @@ def _write_record(name: str, record: dict[str, Any] | None) -> None:
         os.replace(tmp, target)
 
 
-def _remember(name: str, path: Path, sha256: str, source: str) -> None:
+@dataclass(frozen=True)
+class _Expected:
+    """The SHA-256 a file must have, and where that value came from (a key of HASH_ORIGINS)."""
+
+    sha256: str
+    origin: str
+
+
+def _remember(name: str, path: Path, expected: _Expected, source: str) -> None:
     stat = path.stat()
-    record = {"path": str(path), "sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    _write_record(name, {**record, "source": source})
+    record = {"path": str(path), "sha256": expected.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    _write_record(name, {**record, "source": source, "sha256_from": expected.origin})
 
 
-def _vouched_for(record: dict[str, Any] | None, path: Path, expected: str) -> bool:
+def _vouched_for(record: dict[str, Any] | None, path: Path, expected: _Expected) -> bool:
     """True when this very file (same path, size, mtime) already matched ``expected``."""
-    if not record or record.get("path") != str(path) or record.get("sha256") != expected:
+    if not record or record.get("path") != str(path) or record.get("sha256") != expected.sha256:
         return False
     stat = path.stat()
     return record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns
 
 
-def _expected_sha(entry: ModelEntry) -> str | None:
+def _expected_sha(entry: ModelEntry) -> _Expected | None:
     """The manifest's SHA-256, else the one recorded from the Hub (or given at import)."""
     if entry.sha256_known:
-        return entry.sha256
-    return _read_records().get(entry.name, {}).get("sha256")
+        return _Expected(entry.sha256, "manifest")
+    record = _read_records().get(entry.name, {})
+    if "sha256" not in record:
+        return None
+    # Records written before origins were kept: an imported file's hash came with the import.
+    origin = record.get("sha256_from") or ("import" if record.get("source") == "import" else "hub")
+    return _Expected(record["sha256"], origin)
+
+
+def check_sha256(text: str) -> str:
+    """A SHA-256 as given by a user, lower-cased; refused unless it is 64 hex digits."""
+    value = text.strip().lower()
+    if not _SHA256.fullmatch(value):
+        raise RegistryUsageError(f"{text!r} is not a SHA-256: it must be 64 hexadecimal digits, as on the Hub's file page")
+    return value
 
 
 # --------------------------------------------------------------------------- hashing and files
@@ -321,14 +354,14 @@ def _mismatch(entry: ModelEntry, where: str, expected: str, actual: str) -> Regi
     )
 
 
-def _check(entry: ModelEntry, path: Path, expected: str, source: str) -> Path:
+def _check(entry: ModelEntry, path: Path, expected: _Expected, source: str) -> Path:
     """Hash a file in place; keep and record it on a match, delete it on a mismatch."""
     actual = _sha256_of(path)
-    if actual != expected:
+    if actual != expected.sha256:
         _discard(path)
         _write_record(entry.name, None)
-        raise _mismatch(entry, str(path), expected, actual)
-    _remember(entry.name, path, actual, source)
+        raise _mismatch(entry, str(path), expected.sha256, actual)
+    _remember(entry.name, path, expected, source)
     return path
 
 
@@ -435,7 +468,7 @@ def _stream(source: IO[bytes], sink: IO[bytes], total: int | None, label: str, p
     return digest.hexdigest()
 
 
-def _from_release(entry: ModelEntry, expected: str, progress: bool) -> Path:
+def _from_release(entry: ModelEntry, expected: _Expected, progress: bool) -> Path:
     target = _own_path(entry)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -447,18 +480,18 @@ def _from_release(entry: ModelEntry, expected: str, progress: bool) -> Path:
             f"{entry.name}: could not download {entry.url} ({_why(err)}); check the connection, or fetch "
             f"the file elsewhere and run `restore models import FILE`"
         ) from None
-    if actual != expected:
+    if actual != expected.sha256:
         tmp.unlink()
-        raise _mismatch(entry, entry.url, expected, actual)
+        raise _mismatch(entry, entry.url, expected.sha256, actual)
     os.replace(tmp, target)
-    _remember(entry.name, target, actual, "release")
+    _remember(entry.name, target, expected, "release")
     return target
 
 
 def _download(entry: ModelEntry, progress: bool) -> Path:
     on_hub, hub_sha = _ask_hub(entry)
-    expected = entry.sha256 if entry.sha256_known else hub_sha
-    if expected is None:
+    expected = _Expected(entry.sha256, "manifest") if entry.sha256_known else hub_sha and _Expected(hub_sha, "hub")
+    if not expected:
         raise RegistryError(
             f"{entry.name} has no pinned SHA-256 and the Hub did not report one, so {entry.url} cannot be "
             f"verified; retry when {_hub_endpoint()} is reachable, or run `restore models import FILE "
@@ -528,9 +561,8 @@ def _verify_one(entry: ModelEntry) -> Verification:
         _check(entry, path, expected, source)
     except RegistryError as err:
         return Verification(entry.name, "mismatch", path, str(err))
-    if entry.sha256_known:
-        return Verification(entry.name, "ok", path, "matches the pinned SHA-256")
-    return Verification(entry.name, "unpinned", path, "matches the SHA-256 the Hub reported; no pinned value")
+    state = "ok" if entry.sha256_known else "unpinned"
+    return Verification(entry.name, state, path, f"matches {HASH_ORIGINS[expected.origin]}")
 
 
 def _identify(source: Path, sha256: str) -> ModelEntry:
@@ -549,12 +581,15 @@ def _identify(source: Path, sha256: str) -> ModelEntry:
 
 
 def import_file(source: Path, *, name: str | None = None, sha256: str | None = None) -> tuple[str, Path]:
-    """Install a checkpoint fetched by hand into the cache, after checking its SHA-256.
+    """Install a checkpoint fetched by hand into the cache, after checking its SHA-256 and
+    that it loads as a Restormer.
 
     For unpinned models the expected value is ``sha256`` (e.g. read off the Hub's file page)
-    or the one recorded from an earlier Hub lookup; without either the file is refused.
-    The copy is hashed, not the source, so what is installed is exactly what was checked.
+    or the one recorded from an earlier Hub lookup; without either the file is refused. The
+    record keeps where the value came from, so `verify` never credits the Hub with a user's
+    hash. The copy is checked, not the source, so what is installed is exactly what was checked.
     """
+    given = None if sha256 is None else check_sha256(sha256)
     if not source.is_file():
         raise RegistryError(f"cannot import {source}: no such file")
     models_dir = zoo_dir() / "models"
@@ -563,26 +598,47 @@ def import_file(source: Path, *, name: str | None = None, sha256: str | None = N
         actual = _stream(src, sink, None, source.name, progress=False)
     try:
         entry = get_entry(name) if name else _identify(source, actual)
-        _check_import(entry, source, actual, sha256)
+        expected = _import_expectation(entry, source, given)
+        if actual != expected.sha256:
+            raise RegistryError(
+                f"{source} is not {entry.name}: its sha256 is {actual[:16]}…, expected {expected.sha256[:16]}…; "
+                "nothing was installed"
+            )
+        _check_loadable(tmp, source)
     except RegistryError:
         tmp.unlink()
         raise
     with _lock(entry.name):
         target = _own_path(entry)
         os.replace(tmp, target)
-        _remember(entry.name, target, actual, "import")
+        _remember(entry.name, target, expected, "import")
     return entry.name, target
 
 
-def _check_import(entry: ModelEntry, source: Path, actual: str, sha256: str | None) -> None:
-    expected = entry.sha256 if entry.sha256_known else (sha256 or "").lower() or _expected_sha(entry)
+def _import_expectation(entry: ModelEntry, source: Path, given: str | None) -> _Expected:
+    if entry.sha256_known:
+        if given is not None and given != entry.sha256:
+            raise RegistryUsageError(
+                f"--sha256 {given[:16]}… is not the pinned SHA-256 of {entry.name} ({entry.sha256[:16]}…); "
+                "drop --sha256, the pinned value is used"
+            )
+        return _Expected(entry.sha256, "manifest")
+    expected = _Expected(given, "import") if given is not None else _expected_sha(entry)
     if expected is None:
         raise RegistryError(
             f"{entry.name} has no pinned SHA-256, so {source} cannot be verified; pass --sha256 HEX "
             "with the value shown on the Hub's file page"
         )
-    if actual != expected:
-        raise RegistryError(
-            f"{source} is not {entry.name}: its sha256 is {actual[:16]}…, expected {expected[:16]}…; "
-            "nothing was installed"
-        )
+    return expected
+
+
+def _check_loadable(copy: Path, source: Path) -> None:
+    """A matching hash only proves the file is what its giver hashed: a text file with its own
+    --sha256 passes that. Loading it as a Restormer is what makes it a model."""
+    from restore_cli.checkpoints import CheckpointError, build_model, read_state_dict
+
+    try:
+        build_model(read_state_dict(copy), source=str(source))
+    except CheckpointError as error:
+        reason = str(error).replace(str(copy), str(source))
+        raise RegistryError(f"cannot import {source}: {reason}; nothing was installed") from None

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import huggingface_hub.constants  # noqa: F401  (imported first, on purpose: see below)
 import pytest
+import torch
 
 from restore_cli import registry
+from restore_cli.restormer import Restormer, RestormerConfig
 from tests.hub_server import FakeHub
 
 # huggingface_hub freezes HF_HUB_OFFLINE when its constants module is first imported, which
@@ -22,11 +26,19 @@ from tests.hub_server import FakeHub
 PINNED = "deraining"  # on the Hub, SHA-256 in the manifest
 UNPINNED = "gaussian_gray_denoising_sigma25"  # on the Hub, no published SHA-256
 RELEASE_ONLY = "motion_deblurring"  # not on the Hub at all
+TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
 
 
+@functools.lru_cache(maxsize=None)
 def fake_checkpoint(name: str) -> bytes:
-    """64 KiB of bytes unique to ``name``: big enough for several chunks, small enough to be instant."""
-    return hashlib.sha256(name.encode()).digest() * 2048
+    """A tiny Restormer checkpoint (dim 8, one block a level) with weights seeded by ``name``:
+    unique bytes per model, loadable as `restore models import` requires, instant to make."""
+    generator = torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little"))
+    state = Restormer(TINY).state_dict()
+    weights = {key: torch.randn(value.shape, generator=generator) for key, value in state.items()}
+    buffer = io.BytesIO()
+    torch.save({"params": weights}, buffer)
+    return buffer.getvalue()
 
 
 @dataclass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
+import random
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from restore_cli.checkpoints import CheckpointError, build_model, infer_config, 
 from restore_cli.restormer import Restormer, RestormerConfig
 from tests.golden import config_from_official, golden_cases, official_variants
 
+PNG = Path(__file__).parent / "data" / "photos" / "3096.png"
 TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
 
 
@@ -74,10 +77,12 @@ def test_prefers_ema_weights_when_both_are_present(tmp_path: Path) -> None:
     assert torch.equal(loaded["output.weight"], ema["output.weight"])
 
 
-def test_reads_safetensors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["model.safetensors", "model.pth", "model"])
+def test_reads_safetensors_whatever_the_extension(tmp_path: Path, name: str) -> None:
     state_dict = _tiny_state_dict()
-    save_file(state_dict, tmp_path / "model.safetensors")
-    loaded = read_state_dict(tmp_path / "model.safetensors")
+    save_file(state_dict, tmp_path / name)
+    loaded = read_state_dict(tmp_path / name)
+    assert loaded.keys() == state_dict.keys()
     assert all(torch.equal(loaded[key], state_dict[key]) for key in state_dict)
 
 
@@ -95,7 +100,7 @@ def test_refuses_a_pickle_that_would_run_code(tmp_path: Path) -> None:
     marker = tmp_path / "code-ran"
     path = tmp_path / "evil.pth"
     torch.save({"params": {"patch_embed.proj.weight": _RunsCodeWhenUnpickled(marker)}}, path)
-    with pytest.raises(CheckpointError, match="refused to load .*evil.pth"):
+    with pytest.raises(CheckpointError, match="refused to load .*evil.pth: it references getattr, .*would run code"):
         load_model(path)
     assert not marker.exists()
     # The payload is live: an unsafe load would have run it.
@@ -103,16 +108,20 @@ def test_refuses_a_pickle_that_would_run_code(tmp_path: Path) -> None:
     assert marker.exists()
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (lambda good: good[: len(good) // 2], "truncated or not a PyTorch checkpoint"),
-        (lambda good: b"", "truncated or not a PyTorch checkpoint"),
-        (lambda good: b"this is not a checkpoint at all", "truncated or not a PyTorch checkpoint"),
-    ],
-    ids=["truncated", "empty", "text"],
-)
-def test_unreadable_files_get_one_clear_line(tmp_path: Path, content, message: str) -> None:
+NOT_CHECKPOINTS = [
+    (lambda good: good[: len(good) // 2], r"is truncated or not a PyTorch checkpoint \(PytorchStreamReader"),
+    (lambda good: good[:-5000], r"is truncated or not a PyTorch checkpoint \("),
+    (lambda good: b"", r"is not a PyTorch checkpoint \(the file is empty\)"),
+    (lambda good: b"this is not a checkpoint at all\n", r"is not a PyTorch checkpoint \(it is a text file\)"),
+    (lambda good: PNG.read_bytes(), r"is not a PyTorch checkpoint \(it is a PNG image\)"),
+    (lambda good: b"\x07" + random.Random(0).randbytes(4095), r"is not a PyTorch checkpoint \(unknown content\)"),
+    (lambda good: pickle.dumps({"weights": [1.0, 2.0]}, protocol=4), r"is truncated or not a PyTorch checkpoint \(not a pickle of tensors"),
+]
+"""Files that are not checkpoints, and what each is called: never "would run code"."""
+
+
+@pytest.mark.parametrize(("content", "message"), NOT_CHECKPOINTS, ids=["truncated", "cut-short", "empty", "text", "png", "random", "plain-pickle"])
+def test_files_that_are_not_checkpoints_are_named_for_what_they_are(tmp_path: Path, content, message: str) -> None:
     good = tmp_path / "good.pth"
     torch.save({"params": _tiny_state_dict()}, good)
     bad = tmp_path / "bad.pth"
@@ -120,6 +129,7 @@ def test_unreadable_files_get_one_clear_line(tmp_path: Path, content, message: s
     with pytest.raises(CheckpointError, match=message) as error:
         load_model(bad)
     assert str(bad) in str(error.value) and "\n" not in str(error.value)
+    assert "run code" not in str(error.value)
 
 
 def test_truncated_safetensors_is_reported(tmp_path: Path) -> None:

@@ -124,3 +124,49 @@ def test_download_draws_a_progress_bar_on_stderr(zoo: Zoo, name: str) -> None:
     assert result.exit_code == 0, result.output
     assert f"{name}.pth" in result.stderr and "kB" in result.stderr
     assert result.stdout == ""
+
+
+def test_import_refuses_a_file_that_is_not_a_checkpoint_even_with_its_own_hash(zoo: Zoo, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("weights: see the shared drive\n")
+    sha = hashlib.sha256(notes.read_bytes()).hexdigest()
+    result = _run("import", str(notes), "--name", UNPINNED, "--sha256", sha)
+    _assert_one_line_error(result, code=1)
+    assert f"cannot import {notes}: {notes} is not a PyTorch checkpoint (it is a text file)" in result.stderr
+    assert "nothing was installed" in result.stderr
+    assert registry.cached_path(UNPINNED) is None
+    assert list((registry.zoo_dir() / "models").iterdir()) == []
+
+
+@pytest.mark.parametrize("given", ["abc", "g" * 64, "0" * 63])
+def test_import_sha256_must_be_64_hex_digits(zoo: Zoo, tmp_path: Path, given: str) -> None:
+    source = tmp_path / f"{UNPINNED}.pth"
+    source.write_bytes(zoo.payload(UNPINNED))
+    result = _run("import", str(source), "--sha256", given)
+    _assert_one_line_error(result, code=2)
+    assert "64 hexadecimal digits" in result.stderr and repr(given) in result.stderr
+    assert registry.cached_path(UNPINNED) is None
+
+
+def test_import_sha256_that_contradicts_the_pinned_value_is_refused(zoo: Zoo, tmp_path: Path) -> None:
+    source = tmp_path / f"{PINNED}.pth"
+    source.write_bytes(zoo.payload(PINNED))
+    result = _run("import", str(source), "--sha256", "0" * 64)
+    _assert_one_line_error(result, code=2)
+    assert "not the pinned SHA-256 of deraining" in result.stderr
+    assert registry.cached_path(PINNED) is None
+
+
+def test_verify_says_where_each_expected_hash_came_from(zoo: Zoo, tmp_path: Path) -> None:
+    source = tmp_path / "from-a-colleague.pth"
+    source.write_bytes(zoo.payload(UNPINNED))
+    sha = hashlib.sha256(zoo.payload(UNPINNED)).hexdigest()
+    assert _run("import", str(source), "--name", UNPINNED, "--sha256", sha).exit_code == 0
+    assert _run("download", PINNED, "-q").exit_code == 0
+    lines = dict(line.split(": ", 1) for line in _run("verify").stdout.splitlines())
+    assert lines[UNPINNED] == "unpinned — matches the SHA-256 given to `restore models import --sha256`; no pinned value"
+    assert lines[PINNED] == "ok — matches the pinned SHA-256"
+    registry.cached_path(UNPINNED).unlink()
+    assert _run("download", UNPINNED, "-q").exit_code == 0
+    lines = dict(line.split(": ", 1) for line in _run("verify", UNPINNED).stdout.splitlines())
+    assert lines[UNPINNED] == "unpinned — matches the SHA-256 the Hub reported; no pinned value"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from restore_cli.checkpoints import read_state_dict
 from restore_cli.images import read_image
@@ -108,6 +109,14 @@ def _truncated(path: Path, marker: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _png_renamed(path: Path, marker: Path) -> None:
+    Image.fromarray(_noise(24, 32, seed=0)).save(path, format="PNG")
+
+
+def _text(path: Path, marker: Path) -> None:
+    path.write_text("download the weights from the shared drive\n")
+
+
 def _other_architecture(path: Path, marker: Path) -> None:
     torch.save({"params": torch.nn.Conv2d(3, 3, 3).state_dict()}, path)
 
@@ -123,10 +132,12 @@ def _one_wrong_shape(path: Path, marker: Path) -> None:
     [
         (_evil_pickle, "would run code when unpickled"),
         (_truncated, "truncated or not a PyTorch checkpoint"),
+        (_png_renamed, "is not a PyTorch checkpoint (it is a PNG image)"),
+        (_text, "is not a PyTorch checkpoint (it is a text file)"),
         (_other_architecture, "not a Restormer checkpoint"),
         (_one_wrong_shape, "'output.weight' has shape [3, 7, 3, 3]"),
     ],
-    ids=["code-executing-pickle", "truncated", "other-architecture", "wrong-shape"],
+    ids=["code-executing-pickle", "truncated", "png-renamed", "text", "other-architecture", "wrong-shape"],
 )
 def test_unusable_weights_fail_once_before_any_image_is_touched(tmp_path: Path, write, message: str) -> None:
     weights, marker = tmp_path / "weights.pth", tmp_path / "code-ran"
@@ -137,6 +148,18 @@ def test_unusable_weights_fail_once_before_any_image_is_touched(tmp_path: Path, 
     assert_one_line_error(result, 1, str(weights), message)
     assert not marker.exists() and not (tmp_path / "out").exists()
     assert _digests(photos) == before
+    if write is not _evil_pickle:
+        assert "run code" not in result.stderr
+
+
+def test_a_safetensors_file_named_pth_restores_like_the_checkpoint_it_holds(tmp_path: Path) -> None:
+    renamed = tmp_path / "converted.pth"
+    save_file(read_state_dict(RGB_WITHBIAS), renamed)
+    photo = _photo(tmp_path / "p.png")
+    expected = _restore(photo, "-o", tmp_path / "expected.png")
+    result = _invoke("run", "--weights", renamed, photo, "-o", tmp_path / "from_safetensors.png")
+    assert expected.exit_code == 0 and result.exit_code == 0, result.output
+    assert (tmp_path / "from_safetensors.png").read_bytes() == (tmp_path / "expected.png").read_bytes()
 
 
 # ---------------------------------------------------------------- paths
