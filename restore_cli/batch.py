@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, Union
 
-from restore_cli.images import DecodedImage, read_image, to_tensor, with_pixels, write_image
+from restore_cli.images import DecodedImage, output_format, read_image, to_tensor, with_pixels, write_image
+from restore_cli.metadata import METADATA_BLOCKS, unsupported
 from restore_cli.planning import STDIO, Job, UsageError
 
 if TYPE_CHECKING:
@@ -222,6 +224,10 @@ class Pipeline:
     stdin: BinaryIO = field(default_factory=lambda: sys.stdin.buffer)
     stdout: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
     on_tiles: TileProgress | None = None
+    on_notice: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
+    """Receives the run's warnings (metadata an output format cannot hold), said once a run."""
+    _dropped: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
+    _dropped_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def process_one(self, job: Job) -> Result:
         """Read, restore and write one job; never raises."""
@@ -255,9 +261,28 @@ class Pipeline:
             else:
                 _make_folder(Path(job.output).parent)
                 write_image(image, job.output, format=self.format, quality=self.quality)
+            self._note_dropped_metadata(image, output_format(self.stdout if job.output == STDIO else job.output, self.format))
             return Result(job.name, job.output, "ok", restored.model, image.width, image.height, restored.tiles)
 
         return _guarded(job, restored.seconds, work)
+
+    def warn_dropped_metadata(self) -> None:
+        """At the end of a run: one line per output format that had to leave metadata out,
+        naming every block it left out over the whole run (not one line per image)."""
+        with self._dropped_lock:
+            dropped, self._dropped = self._dropped, {}
+        for fmt, blocks in dropped.items():
+            listed = ", ".join(blocks[:-1]) + (" and " if len(blocks) > 1 else "") + blocks[-1]
+            self.on_notice(
+                f"warning: {fmt} files cannot hold {listed}: left out of the {fmt} outputs "
+                "(JPEG and TIFF keep every metadata block)"
+            )
+
+    def _note_dropped_metadata(self, image: DecodedImage, fmt: str) -> None:
+        with self._dropped_lock:
+            blocks = set(self._dropped.get(fmt, ())) | set(unsupported(image, fmt))
+            if blocks:
+                self._dropped[fmt] = [block for block in METADATA_BLOCKS if block in blocks]
 
     def _decode(self, source: str) -> DecodedImage:
         return read_image(self.stdin if source == STDIO else source, max_pixels=self.max_pixels)

@@ -72,6 +72,7 @@ def run_local(
         write_pool.shutdown(wait=True)
         while writes:  # also on an interrupt: these files were written, so they are reported
             report(writes.popleft())
+        pipeline.warn_dropped_metadata()
     return results
 
 
@@ -112,6 +113,7 @@ def execute(jobs: Sequence[Job], pipeline: Pipeline, reporter: Reporter) -> int:
     """Run the batch with the local executor and return the process exit code."""
     reporter.start(len(jobs))
     pipeline.on_tiles = reporter.tiles
+    pipeline.on_notice = reporter.notice
     try:
         with _sigterm_raises():
             results = run_local(jobs, pipeline, reporter.result)
@@ -178,6 +180,10 @@ class Reporter:
             self._json_line(result.to_json())
         if self._bar is not None:
             self._bar.advance(self._images)
+
+    def notice(self, line: str) -> None:
+        """A run-level warning, printed above the live display."""
+        self._console.print(line)
 
     def finish(self, results: list[Result]) -> None:
         self._stop()

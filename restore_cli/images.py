@@ -1,8 +1,10 @@
 """Decode and encode image files: the only place where files become arrays and back.
 
-Everything a photographer cares about besides the pixels (bit depth, alpha, ICC profile,
-EXIF, orientation) is carried beside the float pixels in a `DecodedImage`, so that the
-restored file can be written back with the same fidelity as the original.
+Everything a photographer cares about besides the pixels (bit depth, alpha, orientation, and
+the metadata blocks: ICC profile, EXIF, XMP, IPTC/Photoshop resources, resolution) is carried
+beside the float pixels in a `DecodedImage`, so that the restored file can be written back with
+the same fidelity as the original, in any output format (`metadata` moves the blocks between
+formats and keeps them true of the output).
 
 Pillow decodes most files. Two cases need more than Pillow offers: 16-bit PNG (Pillow
 reduces 16-bit RGB to 8 bits), decoded and encoded with imagecodecs (libpng), and 16-bit
@@ -30,7 +32,10 @@ from typing import TYPE_CHECKING, BinaryIO
 import imagecodecs
 import numpy as np
 import tifffile
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
+
+from restore_cli import metadata
+from restore_cli.metadata import EXIF_PREFIX, ORIENTATION_TAG
 
 if TYPE_CHECKING:
     import torch
@@ -40,9 +45,6 @@ if TYPE_CHECKING:
 # decompression-bomb limit so there is a single knob, and so the refusal is an ImageError
 # that tells the user what to do rather than a Pillow exception.
 MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
-
-EXIF_PREFIX = b"Exif\x00\x00"
-ORIENTATION_TAG = 0x0112
 
 _EXTENSIONS = {
     ".png": "PNG",
@@ -60,6 +62,7 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 _SUPPORTED = "PNG, JPEG, TIFF, WebP or BMP"
 _FULL_DISK = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _NO_ALPHA_FORMATS = {"JPEG", "BMP"}  # Pillow's BMP reader ignores a 32-bit BMP's alpha
+_PNG_XMP_KEY = b"XML:com.adobe.xmp\x00\x00\x00\x00\x00"  # keyword, uncompressed, no language, no translation
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
@@ -81,8 +84,11 @@ class ImageError(Exception):
 class DecodedImage:
     """Pixels ready for a model, plus what is needed to write the file back faithfully.
 
-    `exif` always starts with b"Exif\\0\\0" (the JPEG APP1 convention), whatever the source
-    container stored, so encoders and callers see one form.
+    Metadata is kept as the output must have it: `exif` always starts with b"Exif\\0\\0" (the
+    JPEG APP1 convention) whatever the source container stored, a TIFF's own tags included;
+    `xmp` is the XMP packet; `photoshop` the Photoshop image resources (8BIM blocks; IPTC is
+    resource 1028); `dpi` the resolution in pixels per inch. Orientation and thumbnails are
+    already made true of the upright pixels (see `metadata`).
     """
 
     pixels: np.ndarray
@@ -91,6 +97,9 @@ class DecodedImage:
     icc_profile: bytes | None
     exif: bytes | None
     source_format: str
+    xmp: bytes | None = None
+    photoshop: bytes | None = None
+    dpi: tuple[float, float] | None = None
 
     @property
     def height(self) -> int:
@@ -269,7 +278,8 @@ def _decode(data: bytes, name: str, max_pixels: int) -> DecodedImage:
         _check_single_frame(im, name)
         orientation = _orientation(im)  # first: for a PNG whose eXIf follows the pixels, this loads it
         icc = im.info.get("icc_profile") or None
-        exif = _normalise_exif(im.info.get("exif"))
+        with _quiet_pillow():
+            blocks = metadata.read_blocks(im, fmt, data).for_upright_pixels(orientation)
         channels, bit_depth, icc = _decode_samples(im, fmt, data, name, icc)
     colour, alpha = _split_alpha(_upright(channels, orientation))
     scale = np.float32(1 / (2**bit_depth - 1))
@@ -278,8 +288,11 @@ def _decode(data: bytes, name: str, max_pixels: int) -> DecodedImage:
         alpha=alpha,
         bit_depth=bit_depth,
         icc_profile=icc,
-        exif=_reset_orientation(exif) if orientation != 1 else exif,
+        exif=blocks.exif,
         source_format=fmt,
+        xmp=blocks.xmp,
+        photoshop=blocks.photoshop,
+        dpi=blocks.dpi,
     )
 
 
@@ -459,30 +472,6 @@ def _upright(samples: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(samples[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1])
 
 
-def _normalise_exif(exif: bytes | None) -> bytes | None:
-    if not exif:
-        return None
-    return exif if exif.startswith(EXIF_PREFIX) else EXIF_PREFIX + exif
-
-
-def _reset_orientation(exif: bytes | None) -> bytes | None:
-    """Set the tag to 1 in place, leaving every other byte (maker notes, offsets) as it was."""
-    if exif is None:
-        return None
-    tiff = bytearray(exif[len(EXIF_PREFIX) :])
-    try:
-        order = {b"II": "<", b"MM": ">"}[bytes(tiff[:2])]
-        (ifd,) = struct.unpack_from(order + "I", tiff, 4)
-        (count,) = struct.unpack_from(order + "H", tiff, ifd)
-        for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
-            tag, kind = struct.unpack_from(order + "HH", tiff, entry)
-            if tag == ORIENTATION_TAG and kind == 3:
-                struct.pack_into(order + "H", tiff, entry + 8, 1)
-    except (KeyError, struct.error):
-        return exif
-    return EXIF_PREFIX + bytes(tiff)
-
-
 # ---------------------------------------------------------------- encoding
 
 
@@ -494,9 +483,9 @@ def _encode(image: DecodedImage, fmt: str, quality: int) -> bytes:
         colour, alpha = to_integer_levels(_flatten_on_white(image), 8), None
     samples = colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
     if fmt == "TIFF":
-        return _encode_tiff(samples, image.icc_profile)
+        return _encode_tiff(samples, image)
     if bit_depth == 16:
-        return _encode_png16(samples, image.icc_profile, image.exif)
+        return _encode_png16(samples, image)
     return _encode_pillow(samples, fmt, image, quality)
 
 
@@ -533,24 +522,41 @@ def _encode_pillow(samples: np.ndarray, fmt: str, image: DecodedImage, quality: 
         options["quality"] = quality
     if fmt == "JPEG":
         options["subsampling"] = 0  # 4:4:4: chroma subsampling would blur the detail just restored
-    if image.icc_profile and fmt != "BMP":
-        options["icc_profile"] = image.icc_profile
-    if image.exif and fmt != "BMP":
-        options["exif"] = image.exif
+    blocks = {
+        "icc_profile": image.icc_profile if fmt != "BMP" else None,
+        "exif": image.exif if fmt in ("PNG", "WEBP") or (fmt == "JPEG" and metadata.jpeg_holds("EXIF", image.exif)) else None,
+        "xmp": image.xmp if fmt == "WEBP" or (fmt == "JPEG" and metadata.jpeg_holds("XMP", image.xmp)) else None,
+        "pnginfo": _png_xmp(image.xmp) if fmt == "PNG" and image.xmp else None,
+        "extra": metadata.jpeg_app13(image.photoshop) if fmt == "JPEG" else None,
+        "dpi": image.dpi if fmt != "WEBP" else None,
+    }
+    options.update({key: value for key, value in blocks.items() if value})
     buffer = io.BytesIO()
     picture.save(buffer, fmt, **options)
     return buffer.getvalue()
 
 
-def _encode_png16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
-    """libpng via imagecodecs writes no metadata, so ICC and EXIF chunks are added after IHDR."""
+def _png_xmp(xmp: bytes) -> PngImagePlugin.PngInfo:
+    """XMP in PNG: an uncompressed iTXt chunk with the keyword Adobe defines."""
+    info = PngImagePlugin.PngInfo()
+    info.add(b"iTXt", _PNG_XMP_KEY + xmp)
+    return info
+
+
+def _encode_png16(samples: np.ndarray, image: DecodedImage) -> bytes:
+    """libpng via imagecodecs writes no metadata, so the metadata chunks are added after IHDR."""
     # libpng needs C-ordered rows; restored pixels often arrive as a permuted tensor view.
     png = imagecodecs.png_encode(np.ascontiguousarray(samples.squeeze(2) if samples.shape[2] == 1 else samples))
     chunks = b""
-    if icc:
-        chunks += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
-    if exif:
-        chunks += _png_chunk(b"eXIf", exif[len(EXIF_PREFIX) :])
+    if image.icc_profile:
+        chunks += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(image.icc_profile))
+    if image.dpi:
+        per_metre = (round(value / 0.0254) for value in image.dpi)
+        chunks += _png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1))
+    if image.exif:
+        chunks += _png_chunk(b"eXIf", image.exif[len(EXIF_PREFIX) :])
+    if image.xmp:
+        chunks += _png_chunk(b"iTXt", _PNG_XMP_KEY + image.xmp)
     header_end = 8 + 25
     return png[:header_end] + chunks + png[header_end:]
 
@@ -560,19 +566,27 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
 
-def _encode_tiff(samples: np.ndarray, icc: bytes | None) -> bytes:
+def _encode_tiff(samples: np.ndarray, image: DecodedImage) -> bytes:
+    """tifffile lays out the pixels (with no description or software tag of its own); the
+    metadata is then merged into the first IFD, in the EXIF block's byte order so its values
+    are copied as they are."""
     colour_channels = 1 if samples.shape[2] in (1, 2) else 3
+    order = metadata.exif_byte_order(image.exif)
     buffer = io.BytesIO()
     tifffile.imwrite(
         buffer,
         samples.squeeze(2) if samples.shape[2] == 1 else samples,
+        byteorder=order,
         photometric="minisblack" if colour_channels == 1 else "rgb",
         extrasamples=("unassalpha",) if samples.shape[2] in (2, 4) else None,
         planarconfig="contig",
         compression="zlib",
-        iccprofile=icc,
+        resolution=image.dpi,
+        resolutionunit="INCH" if image.dpi else None,
+        metadata=None,
+        software=False,
     )
-    return buffer.getvalue()
+    return metadata.tiff_with_entries(buffer.getvalue(), metadata.tiff_entries(image, order))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
