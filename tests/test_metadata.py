@@ -145,18 +145,32 @@ def full_tiff() -> bytes:
         return _pillow_tiff(pixels, info, icc_profile=lightroom.info["icc_profile"], dpi=(240, 240))
 
 
-@pytest.fixture(scope="module")
-def gps_jpeg() -> bytes:
-    """The Lightroom export re-saved by Pillow with a GPS position, Artist and Copyright added."""
+def _png_text(key: str, value: bytes) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(key, value.decode())
+    return info
+
+
+def _lightroom_with_gps(fmt: str) -> bytes:
+    """The Lightroom export cropped and re-saved by Pillow as `fmt` with its EXIF (plus a GPS
+    position, Artist and Copyright), XMP, ICC profile and 240 dpi, each where `fmt` keeps it."""
     with Image.open(LANDSCAPE) as lightroom:
         exif = lightroom.getexif()
         exif.update(OWNER)
         exif[ExifTags.IFD.GPSInfo] = GPS
+        options: dict[str, object] = {"exif": exif, "icc_profile": lightroom.info["icc_profile"]}
+        if fmt == "PNG":
+            options.update(pnginfo=_png_text("XML:com.adobe.xmp", lightroom.info["xmp"]), dpi=(240, 240))
+        else:
+            options.update(xmp=lightroom.info["xmp"], dpi=(240, 240))
         buffer = io.BytesIO()
-        lightroom.crop((0, 0, 64, 48)).save(
-            buffer, "JPEG", exif=exif, xmp=lightroom.info["xmp"], icc_profile=lightroom.info["icc_profile"], dpi=(240, 240)
-        )
+        lightroom.crop((0, 0, 64, 48)).save(buffer, fmt, **options)
         return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def gps_jpeg() -> bytes:
+    return _lightroom_with_gps("JPEG")
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +185,8 @@ def small_oriented_jpeg() -> bytes:
 @pytest.fixture
 def sources(full_tiff: bytes, gps_jpeg: bytes, small_oriented_jpeg: bytes) -> dict[str, bytes]:
     return {
+        "gps.png": _lightroom_with_gps("PNG"),
+        "gps.webp": _lightroom_with_gps("WEBP"),
         "small_orientation8.jpg": small_oriented_jpeg,
         "lightroom.jpg": LANDSCAPE.read_bytes(),
         "orientation8.jpg": PORTRAIT_8.read_bytes(),
@@ -183,7 +199,7 @@ def sources(full_tiff: bytes, gps_jpeg: bytes, small_oriented_jpeg: bytes) -> di
     }
 
 
-SOURCES = ["small_orientation8.jpg", "lightroom.jpg", "orientation8.jpg", "iptc.jpg", "photoshop.jpg", "photoshop.tif", "full.tif", "gps.jpg", "xmp_orientation.png"]
+SOURCES = ["gps.png", "gps.webp", "small_orientation8.jpg", "lightroom.jpg", "orientation8.jpg", "iptc.jpg", "photoshop.jpg", "photoshop.tif", "full.tif", "gps.jpg", "xmp_orientation.png"]
 
 
 # ---------------------------------------------------------------- the rule
@@ -257,7 +273,8 @@ def test_every_block_is_carried_into_every_format(sources: dict[str, bytes], tmp
 def test_the_sources_hold_what_the_matrix_claims_to_test(sources: dict[str, bytes]) -> None:
     """Guards the matrix: each kind of block appears in some source, so no check passes on None."""
     found = {name: seen(data) for name, data in sources.items()}
-    assert found["full.tif"].gps == found["gps.jpg"].gps == GPS
+    assert found["full.tif"].gps == found["gps.jpg"].gps == found["gps.png"].gps == found["gps.webp"].gps == GPS
+    assert found["gps.png"].xmp == found["gps.webp"].xmp == found["lightroom.jpg"].xmp
     assert {found["full.tif"].exif[tag] for tag in OWNER} == set(OWNER.values())
     assert found["full.tif"].iptc and found["iptc.jpg"].iptc and found["lightroom.jpg"].iptc
     assert 1036 in found["lightroom.jpg"].resources and 1036 in found["photoshop.tif"].resources
@@ -370,9 +387,3 @@ def test_xmp_too_big_for_a_jpeg_segment_is_left_out_and_named(tmp_path: Path) ->
     assert seen(tmp_path / "out" / "big.jpg").xmp is None
     write_image(read_image(source), tmp_path / "out" / "big.tif")
     assert seen(tmp_path / "out" / "big.tif").xmp == big_xmp
-
-
-def _png_text(key: str, value: bytes) -> PngImagePlugin.PngInfo:
-    info = PngImagePlugin.PngInfo()
-    info.add_itxt(key, value.decode())
-    return info
