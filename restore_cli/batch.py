@@ -11,6 +11,7 @@ lazily, once per run, through `Models`.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -101,6 +102,20 @@ def parse_tile(value: str) -> int | str:
     raise UsageError(f"--tile must be auto, 0 (whole image) or at least 8 pixels, got {value!r}")
 
 
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _check_budget(max_memory: str, device: torch.device) -> None:
+    from restore_cli import engine
+
+    budget, needed = engine.parse_memory_size(max_memory), engine.smallest_budget(device)
+    if budget < needed:
+        raise UsageError(
+            f"--max-memory {max_memory} is less than restore needs before the first pixel "
+            f"({needed / 2**20:,.0f} MiB on {device.type}); raise it or leave it out"
+        )
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """The engine and zoo options shared by every command."""
@@ -119,10 +134,18 @@ class EngineSettings:
 
         if self.overlap < 0:
             raise UsageError("--overlap must be 0 or more")
+        if isinstance(self.tile, int) and self.tile and self.overlap >= self.tile:
+            raise UsageError(
+                f"--overlap {self.overlap} must be smaller than --tile {self.tile}, or tiles never advance; "
+                f"try --overlap {self.tile // 4}"
+            )
+        if not _DEVICE.fullmatch(self.device):
+            raise UsageError(f"--device {self.device}: use auto, cpu, cuda, cuda:N or mps")
         try:
-            engine.resolve_precision(self.precision, engine.resolve_device(self.device))  # type: ignore[arg-type]
+            device = engine.resolve_device(self.device)
+            engine.resolve_precision(self.precision, device)  # type: ignore[arg-type]
             if self.max_memory is not None:
-                engine.parse_memory_size(self.max_memory)
+                _check_budget(self.max_memory, device)
         except (ValueError, RuntimeError) as error:
             raise UsageError(str(error)) from None
 

@@ -186,13 +186,16 @@ def eval_command(
 
 
 def _evaluate_or_exit(request: Request) -> tuple[list[Outcome], Summary]:
-    """Failures that stop the whole run (no usable model) end in one line and exit 1."""
+    """Failures that stop the whole run end in one line: nothing to score (exit 2), no usable model (exit 1)."""
     from restore_cli.checkpoints import CheckpointError
     from restore_cli.engine import MemoryBudgetError
     from restore_cli.registry import RegistryError
 
     try:
         return evaluate(request)
+    except UsageError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     except (CheckpointError, RegistryError, MemoryBudgetError, ValueError, OSError) as error:
         typer.echo(f"error: {one_line(error)}", err=True)
         raise typer.Exit(1) from None

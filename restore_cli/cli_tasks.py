@@ -194,8 +194,6 @@ def _run(task: Task, options: TaskOptions) -> int:
     settings.check()
     jobs = planning.plan_jobs(options.inputs, _naming(task, options), views=2 if options.dual_pixel else 1)
     models = batch.Models(choice, settings.load)
-    if choice.color == choice.gray and any(not job.skip and job.problem is None for job in jobs):
-        models.get(choice.color)  # one clear error, rather than one per image, for a bad checkpoint
     pipeline = batch.Pipeline(models, format=options.format, quality=options.quality, max_pixels=options.max_pixels)
     reporter = executor.Reporter(
         stdout=sys.stdout,
@@ -204,7 +202,20 @@ def _run(task: Task, options: TaskOptions) -> int:
         progress=_watched(options),
         log_tiles=task.log_tiles and not options.quiet,
     )
-    return executor.execute(jobs, pipeline, reporter)
+    return executor.execute(jobs, pipeline, reporter, prepare=lambda: _load_up_front(models))
+
+
+def _load_up_front(models: batch.Models) -> None:
+    """Load (downloading and verifying) the models before the first image, so a bad checkpoint
+    is one error rather than one per image. When colour and gray photos get different models,
+    the gray one is loaded up front only if it is cached: a folder of colour photos must not
+    download a model it never uses."""
+    from restore_cli import registry
+
+    models.get(models.choice.color)
+    gray = models.choice.gray
+    if gray != models.choice.color and (isinstance(gray, Path) or registry.cached_path(gray) is not None):
+        models.get(gray)
 
 
 def model_choice(task: Task, options: TaskOptions) -> batch.ModelChoice:

@@ -141,6 +141,13 @@ def default_memory_budget(device: torch.device) -> int:
     return held + int(psutil.virtual_memory().available * BUDGET_FRACTION)
 
 
+def smallest_budget(device: torch.device) -> int:
+    """The least memory budget anything can run in: what the process holds now plus the
+    fixed cost of a forward pass, before a single pixel. A budget below it can only fail."""
+    held = torch.cuda.memory_allocated(device) if device.type == "cuda" else psutil.Process().memory_info().rss
+    return held + min(model.fixed for model in MEMORY_MODELS.values())
+
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _C_INT_MAX = 2**31 - 1
 

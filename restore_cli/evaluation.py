@@ -24,6 +24,7 @@ import numpy as np
 from restore_cli import metrics
 from restore_cli.images import ImageError, read_image
 from restore_cli.pairing import Pair, Problem, pair_folders
+from restore_cli.planning import UsageError
 
 KNOWN_BENCHMARKS = (
     "CBSD68", "Kodak24", "McMaster", "Urban100", "Set12", "BSD68",
@@ -220,8 +221,11 @@ class Request:
 
 
 def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
-    """Run the requested mode over every image; never raises for a single image's problem."""
+    """Run the requested mode over every image; never raises for a single image's problem.
+    Folders with nothing to score are a UsageError, found before any model is loaded."""
     pairs, problems = pair_folders(request.sources, request.references)
+    if not pairs:
+        raise UsageError(_nothing_to_score(request.sources, request.references))
     unpaired = failed(problems)
     if request.task is None:
         outcomes = [run_step(p.name, p.source, partial(score_files, p, request.scoring)) for p in pairs]
@@ -234,6 +238,15 @@ def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
     benchmark = benchmark_name(request.sources)
     paper = paper_psnr(model, benchmark, request.sigma)
     return unpaired + outcomes, summarise(unpaired + outcomes, benchmark, model, paper)
+
+
+def _nothing_to_score(sources: Path, references: Path) -> str:
+    if sources == references:
+        return f"no images in {sources}"
+    return (
+        f"no file names in common between {sources} and {references}; files are paired by name "
+        "without the extension (12.png with 12.jpg)"
+    )
 
 
 def _model_step(request: Request, restorer: Any, pair: Pair) -> Step:

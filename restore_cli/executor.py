@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from restore_cli.batch import Loaded, Pipeline, Restored, Result
+from restore_cli.batch import Loaded, Pipeline, Restored, Result, describe_error
 from restore_cli.planning import Job
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -109,18 +109,31 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute(jobs: Sequence[Job], pipeline: Pipeline, reporter: Reporter) -> int:
-    """Run the batch with the local executor and return the process exit code."""
+def execute(jobs: Sequence[Job], pipeline: Pipeline, reporter: Reporter, prepare: Callable[[], None] | None = None) -> int:
+    """Run the batch with the local executor and return the process exit code.
+
+    Jobs that failed in planning (a missing input) are reported first; then ``prepare`` runs
+    (loading the model), only if some image is to be restored; an error there ends the
+    batch in one line before any image is read.
+    """
     reporter.start(len(jobs))
     pipeline.on_tiles = reporter.tiles
     pipeline.on_notice = reporter.notice
+    planned_failures = [pipeline.read(job) for job in jobs if job.problem is not None]
+    runnable = [job for job in jobs if job.problem is None]
+    for result in planned_failures:
+        reporter.result(result)
     try:
         with _sigterm_raises():
-            results = run_local(jobs, pipeline, reporter.result)
+            if prepare is not None and any(not job.skip for job in runnable):
+                prepare()
+            results = planned_failures + run_local(runnable, pipeline, reporter.result)
     except KeyboardInterrupt:
         return reporter.interrupted(EXIT_INTERRUPTED)
     except Terminated:
         return reporter.interrupted(EXIT_TERMINATED)
+    except Exception as error:  # the model could not be loaded: nothing can be restored
+        return reporter.fatal(describe_error(error), EXIT_FAILED)
     reporter.finish(results)
     return EXIT_FAILED if any(result.status == "failed" for result in results) else EXIT_OK
 
@@ -195,6 +208,11 @@ class Reporter:
             self._console.print(
                 f"{counts['ok']} restored, {counts['skipped']} skipped, {counts['failed']} failed in {seconds:.1f} s"
             )
+
+    def fatal(self, message: str, code: int) -> int:
+        self._stop()
+        self._console.print(f"error: {message}")
+        return code
 
     def interrupted(self, code: int) -> int:
         self._stop()

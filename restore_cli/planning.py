@@ -99,6 +99,8 @@ def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1) -> list[
     _refuse_files_as_folders(planned)
     _refuse_collisions(planned)
     _refuse_overwriting_inputs(planned)
+    if naming.existing == "error":
+        _refuse_existing_outputs(planned)
     return [_job(item, output, naming.existing) for item, output in planned]
 
 
@@ -106,7 +108,13 @@ def _grouped(arguments: Sequence[str], views: int) -> list[_Found]:
     if len(arguments) % views or any(a == STDIO or _is_collection(a) for a in arguments):
         raise UsageError(f"give image files in groups of {views} views (LEFT RIGHT for dual-pixel)")
     groups = [tuple(Path(a) for a in arguments[i : i + views]) for i in range(0, len(arguments), views)]
-    return [_Found(group, Path(group[0].name)) for group in groups]
+    return [_Found(group, Path(group[0].name), problem=_missing(group)) for group in groups]
+
+
+def _missing(paths: Sequence[Path]) -> str | None:
+    """Found while planning, so a typo is reported before any model is loaded or downloaded."""
+    absent = next((path for path in paths if not os.path.lexists(path)), None)
+    return None if absent is None else f"{absent}: no such file; check the path"
 
 
 def _is_collection(argument: str) -> bool:
@@ -123,7 +131,7 @@ def _expanded(arguments: Sequence[str], naming: Naming) -> list[_Found]:
 
 
 def _expand(argument: str, recursive: bool, avoid: Path | None) -> list[_Found]:
-    """A missing plain path is kept as a job, so that reading it reports the problem in its turn."""
+    """A missing plain path is kept as a failed job: the rest of the batch still runs."""
     path = Path(argument)
     if path.is_dir():
         found = _scan(path, recursive, avoid)
@@ -132,7 +140,7 @@ def _expand(argument: str, recursive: bool, avoid: Path | None) -> list[_Found]:
     if _is_glob(argument):
         found = _glob(argument, recursive)
         return found or [_Found((path,), path, problem=f"{argument}: no image files match this pattern")]
-    return [_Found((path,), Path(path.name))]
+    return [_Found((path,), Path(path.name), problem=None if argument == STDIO else _missing([path]))]
 
 
 def _scan(folder: Path, recursive: bool, avoid: Path | None) -> list[_Found]:
@@ -178,6 +186,12 @@ def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[s
     if _needs_folder(target, found, arguments):
         if Path(target).is_file():
             raise UsageError(f"-o {target} is a file, but the inputs need a folder; give a folder path")
+        if not _named_as_folder(target) and is_image_name(target):
+            inputs = f"{len(found)} inputs need" if len(found) > 1 else "a folder or pattern needs"
+            raise UsageError(
+                f"-o {target} looks like a file name, but {inputs} an output folder; "
+                f"give a folder (-o {Path(target).stem}/) or a single input file"
+            )
         if found[0].is_stdin:
             raise UsageError("- (stdin) with an output folder: give -o a file name, or -o - for stdout")
         return lambda item: str(Path(target, item.relative.parent, _output_name(item, naming)))
@@ -186,8 +200,12 @@ def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[s
 
 
 def _needs_folder(target: str, found: list[_Found], arguments: Sequence[str]) -> bool:
-    named_as_folder = target.endswith(("/", os.sep)) or Path(target).is_dir()
-    return named_as_folder or len(found) > 1 or any(_is_collection(a) for a in arguments)
+    return _named_as_folder(target) or len(found) > 1 or any(_is_collection(a) for a in arguments)
+
+
+def _named_as_folder(target: str) -> bool:
+    """An existing folder, or a path ending in a slash: `-o shots.jpg/` is a folder on purpose."""
+    return target.endswith(("/", os.sep)) or Path(target).is_dir()
 
 
 def _check_output_format(target: str, format: str | None) -> None:
@@ -244,18 +262,29 @@ def _refuse_overwriting_inputs(planned: list[tuple[_Found, str]]) -> None:
             )
 
 
+def _refuse_existing_outputs(planned: list[tuple[_Found, str]]) -> None:
+    """Existing outputs are found before any work, and said once: a rerun into a full folder
+    would otherwise fail every image in turn."""
+    existing = [output for item, output in planned if output != STDIO and not item.problem and os.path.lexists(output)]
+    if len(existing) == 1:
+        raise UsageError(f"{existing[0]} already exists; pass --overwrite to replace it or --skip-existing to keep it")
+    if existing:
+        raise UsageError(
+            f"{len(existing)} of the {len(planned)} outputs already exist (the first is {existing[0]}); pass "
+            "--skip-existing to keep them and restore the rest, or --overwrite to replace them"
+        )
+
+
 def _key(path: str | Path) -> str:
     """One spelling per file, so that ./a.png, a.png and a link to it are recognised as the same."""
     return os.path.normcase(os.path.realpath(path))
 
 
 def _job(item: _Found, output: str, policy: Policy) -> Job:
+    """A job for a planned output (with the "error" policy, existing outputs were refused before this)."""
     sources = tuple(STDIO if item.is_stdin else str(source) for source in item.sources)
     if item.problem:
         return Job(sources, None, problem=item.problem)
     exists = output != STDIO and os.path.lexists(output)
-    if exists and policy == "error":
-        problem = f"{output} already exists; pass --overwrite to replace it or --skip-existing to keep it"
-        return Job(sources, output, problem=problem)
     return Job(sources, output, skip=exists and policy == "skip")
 

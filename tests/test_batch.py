@@ -117,15 +117,42 @@ def test_an_input_is_never_an_output_even_with_overwrite(tmp_path: Path) -> None
         plan_jobs([str(photo)], Naming("denoise", output=str(tmp_path), existing="overwrite"))
 
 
-def test_existing_outputs_fail_skip_or_are_replaced_as_asked(tmp_path: Path) -> None:
+def test_existing_outputs_are_refused_skipped_or_replaced_as_asked(tmp_path: Path) -> None:
     photo = _save(tmp_path / "x.png")
     _save(tmp_path / "x_denoise.png")
-    (failing,) = plan_jobs([str(photo)], Naming("denoise"))
-    assert "already exists; pass --overwrite" in (failing.problem or "")
+    with pytest.raises(UsageError, match="x_denoise.png already exists; pass --overwrite .* or --skip-existing"):
+        plan_jobs([str(photo)], Naming("denoise"))
     (skipped,) = plan_jobs([str(photo)], Naming("denoise", existing="skip"))
     assert skipped.skip and skipped.problem is None
     (replaced,) = plan_jobs([str(photo)], Naming("denoise", existing="overwrite"))
     assert not replaced.skip and replaced.problem is None
+
+
+def test_existing_outputs_are_counted_in_one_refusal(tmp_path: Path) -> None:
+    photos = [_save(tmp_path / "in" / f"{index}.png") for index in range(4)]
+    for photo in photos[:3]:
+        _save(tmp_path / "out" / photo.name)
+    with pytest.raises(UsageError, match=r"3 of the 4 outputs already exist \(the first is .*0.png\); pass --skip-existing .* or --overwrite"):
+        plan_jobs([str(tmp_path / "in")], Naming("derain", output=str(tmp_path / "out")))
+
+
+def test_missing_inputs_are_found_while_planning(tmp_path: Path) -> None:
+    present = _save(tmp_path / "a.png")
+    jobs = plan_jobs([str(present), str(tmp_path / "typo.png")], Naming("derain", output=str(tmp_path / "out")))
+    assert [job.problem for job in jobs] == [None, f"{tmp_path / 'typo.png'}: no such file; check the path"]
+    (pair,) = plan_jobs([str(present), str(tmp_path / "right.png")], Naming("defocus"), views=2)
+    assert pair.problem == f"{tmp_path / 'right.png'}: no such file; check the path"
+
+
+@pytest.mark.parametrize("output", ["many.jpg", "many.PNG", "clean.tif"])
+def test_several_inputs_and_an_output_named_like_a_file_are_refused(tmp_path: Path, output: str) -> None:
+    a, b = _save(tmp_path / "a.png"), _save(tmp_path / "b.png")
+    with pytest.raises(UsageError, match=f"-o .*{output} looks like a file name, but 2 inputs need an output folder"):
+        plan_jobs([str(a), str(b)], Naming("derain", output=str(tmp_path / output)))
+    with pytest.raises(UsageError, match="looks like a file name, but a folder or pattern needs an output folder"):
+        plan_jobs([str(tmp_path / "a*.png")], Naming("derain", output=str(tmp_path / output)))
+    folder = plan_jobs([str(a), str(b)], Naming("derain", output=f"{tmp_path / output}/"))
+    assert _outputs(folder) == [str(tmp_path / output / "a.png"), str(tmp_path / output / "b.png")]
 
 
 def test_stdout_and_stdin_take_exactly_one_image(tmp_path: Path) -> None:

@@ -75,12 +75,12 @@ def test_unusable_weights_name_the_checkpoint(photo, tmp_path):
     assert_one_line_error(result, 1, "broken.pth")
 
 
-def test_budget_too_small_is_one_line_and_writes_nothing(photo, tmp_path):
+def test_an_impossible_budget_is_a_usage_error_and_writes_nothing(photo, tmp_path):
     output = tmp_path / "out.png"
 
     result = run(str(photo), "-o", str(output), "--weights", str(WEIGHTS), "--max-memory", "10MB")
 
-    assert_one_line_error(result, 1, str(photo), "--max-memory")
+    assert_one_line_error(result, 2, "--max-memory 10MB is less than restore needs before the first pixel")
     assert not output.exists()
 
 
@@ -98,9 +98,13 @@ def test_model_and_image_channels_must_agree(tmp_path):
     ("option", "value", "fragment"),
     [("--tile", "big", "--tile"), ("--tile", "4", "--tile"), ("--precision", "fp8", "precision"),
      ("--precision", "fp16", "CUDA"), ("--max-memory", "lots", "2GB"),
+     ("--device", "tpu", "--device tpu: use auto, cpu, cuda, cuda:N or mps"),
+     ("--overlap", "64", "--overlap 64 must be smaller than --tile 64"),
+     ("--overlap", "100", "--overlap 100 must be smaller than --tile 64"),
      pytest.param("--device", "cuda", "CUDA", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA"))],
 )
 def test_bad_options_are_usage_errors(photo, tmp_path, option, value, fragment):
-    result = run(str(photo), "-o", str(tmp_path / "out.png"), "--weights", str(WEIGHTS), option, value)
+    result = run(str(photo), "-o", str(tmp_path / "out.png"), "--weights", str(WEIGHTS), "--tile", "64", option, value)
 
     assert_one_line_error(result, 2, fragment)
+    assert not (tmp_path / "out.png").exists()

@@ -348,13 +348,13 @@ def test_run_takes_several_inputs_through_the_same_batch_path(photos: Photos, tm
     _assert_restored(tmp_path / "g_restored.png", _apply(RGB_WITHBIAS, photos.gray))
 
 
-def test_existing_outputs_are_errors_unless_skipped_or_overwritten(photos: Photos, tmp_path: Path) -> None:
+def test_existing_outputs_are_refused_unless_skipped_or_overwritten(photos: Photos, tmp_path: Path) -> None:
     photo = tmp_path / "p.png"
     photo.write_bytes(photos.colour.read_bytes())
     existing = tmp_path / "p_derain.png"
     existing.write_bytes(b"keep me")
     refused = _invoke("derain", photo, "--weights", RGB_WITHBIAS)
-    assert_one_line_error(refused, 1, str(existing), "--overwrite", "--skip-existing")
+    assert_one_line_error(refused, 2, str(existing), "--overwrite", "--skip-existing")
     skipped = _invoke("derain", photo, "--weights", RGB_WITHBIAS, "--skip-existing", "--json")
     assert skipped.exit_code == 0 and _json_lines(skipped.stdout)[0]["status"] == "skipped"
     assert existing.read_bytes() == b"keep me"
