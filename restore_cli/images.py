@@ -522,13 +522,14 @@ def _encode_pillow(samples: np.ndarray, fmt: str, image: DecodedImage, quality: 
         options["quality"] = quality
     if fmt == "JPEG":
         options["subsampling"] = 0  # 4:4:4: chroma subsampling would blur the detail just restored
+    dpi = image.dpi or ((0, 0) if fmt == "BMP" else None)  # a BMP header always has one: 0 = unknown, not Pillow's 96
     blocks = {
         "icc_profile": image.icc_profile if fmt != "BMP" else None,
         "exif": image.exif if fmt in ("PNG", "WEBP") or (fmt == "JPEG" and metadata.jpeg_holds("EXIF", image.exif)) else None,
         "xmp": image.xmp if fmt == "WEBP" or (fmt == "JPEG" and metadata.jpeg_holds("XMP", image.xmp)) else None,
         "pnginfo": _png_xmp(image.xmp) if fmt == "PNG" and image.xmp else None,
         "extra": metadata.jpeg_app13(image.photoshop) if fmt == "JPEG" else None,
-        "dpi": image.dpi if fmt != "WEBP" else None,
+        "dpi": dpi if fmt != "WEBP" else None,
     }
     options.update({key: value for key, value in blocks.items() if value})
     buffer = io.BytesIO()

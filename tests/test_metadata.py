@@ -387,3 +387,10 @@ def test_xmp_too_big_for_a_jpeg_segment_is_left_out_and_named(tmp_path: Path) ->
     assert seen(tmp_path / "out" / "big.jpg").xmp is None
     write_image(read_image(source), tmp_path / "out" / "big.tif")
     assert seen(tmp_path / "out" / "big.tif").xmp == big_xmp
+
+
+def test_a_bmp_gets_no_resolution_the_input_did_not_have(tmp_path: Path) -> None:
+    write_image(read_image(XMP_PNG), tmp_path / "out.bmp")
+    assert seen(XMP_PNG).dpi is None
+    with Image.open(tmp_path / "out.bmp") as written:
+        assert written.info.get("dpi", (0, 0)) == (0, 0), "not Pillow's default 96 dpi"
