@@ -16,11 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import ExifTags, Image, PngImagePlugin, TiffImagePlugin
 from typer.testing import CliRunner
 
+from restore_cli import metadata
 from restore_cli.cli import app
-from restore_cli.images import read_image, with_pixels, write_image
+from restore_cli.images import DecodedImage, read_image, with_pixels, write_image
 
 DATA = Path(__file__).parent / "data"
 LANDSCAPE = DATA / "images" / "Landscape_9.jpg"  # Lightroom export
@@ -394,3 +397,45 @@ def test_a_bmp_gets_no_resolution_the_input_did_not_have(tmp_path: Path) -> None
     assert seen(XMP_PNG).dpi is None
     with Image.open(tmp_path / "out.bmp") as written:
         assert written.info.get("dpi", (0, 0)) == (0, 0), "not Pillow's default 96 dpi"
+
+
+# ---------------------------------------------------------------- damaged blocks
+
+
+def _real_blocks() -> list[tuple[str, bytes]]:
+    lightroom, photoshop = read_image(LANDSCAPE), read_image(PHOTOSHOP_JPEG)
+    with Image.open(LANDSCAPE) as original:
+        with_thumbnail = original.info["exif"]
+    return [
+        ("exif", with_thumbnail),
+        ("exif", read_image(PORTRAIT_8).exif),
+        ("exif", read_image(PHOTOSHOP_TIFF).exif),
+        ("photoshop", photoshop.photoshop),
+        ("xmp", lightroom.xmp),
+    ]
+
+
+REAL_BLOCKS = _real_blocks()
+
+
+@st.composite
+def damaged_block(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A real block with bytes overwritten and maybe cut short, as a disk or a bad tool leaves it."""
+    kind, block = draw(st.sampled_from(REAL_BLOCKS))
+    data = bytearray(block)
+    for _ in range(draw(st.integers(1, 6))):
+        data[draw(st.integers(6 if kind == "exif" else 0, len(data) - 1))] = draw(st.integers(0, 255))
+    return kind, bytes(data[: draw(st.integers(7, len(data)))])
+
+
+@settings(max_examples=150, deadline=None)
+@given(damaged_block(), st.integers(1, 8))
+def test_damaged_blocks_are_written_or_left_out_never_fatal(damaged: tuple[str, bytes], orientation: int) -> None:
+    """Metadata is never a reason to lose a photo: whatever the damage, every format is written."""
+    kind, block = damaged
+    blocks = metadata.Blocks(**{kind: block}).for_upright_pixels(orientation)
+    image = DecodedImage(np.full((6, 4, 3), 0.5, np.float32), None, 8, None, blocks.exif, "JPEG", blocks.xmp, blocks.photoshop)
+    for fmt in ("jpg", "tif", "png", "webp"):
+        sink = io.BytesIO()
+        write_image(image, sink, format=fmt)
+        assert read_image(io.BytesIO(sink.getvalue())).pixels.shape == (6, 4, 3)
