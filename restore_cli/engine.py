@@ -230,6 +230,11 @@ class Restorer:
     ``tune_process`` switches on process-wide speed settings (see :func:`_tune_process`);
     benchmarks turn it off to reproduce the official procedure. The model runs in its
     channels-last formulation unless ``model.channels_last`` was turned off.
+
+    ``tlc_window``: TLC (Chu et al., ECCV 2022): attention statistics over windows of this
+    many pixels instead of the whole image (384 is the published choice); ``None``, the
+    default, is the paper's global attention. It is set on ``model`` (see
+    :attr:`~restore_cli.restormer.Restormer.tlc_window`).
     """
 
     def __init__(
@@ -243,9 +248,12 @@ class Restorer:
         batch_size: int | str = "auto",
         blend: Blend = "smooth",
         tune_process: bool = True,
+        tlc_window: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
+        model.tlc_window = tlc_window
+        self.tlc_window = tlc_window
         self.model = model.eval().to(self.device)
         if tune_process:
             _tune_process(self.device)

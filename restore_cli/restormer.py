@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from restore_cli.tlc import PixelLayout, PlaneLayout, WindowGrid, window_grid
+
 LayerNormType = Literal["WithBias", "BiasFree"]
 
 LEVELS = 4
@@ -139,11 +141,17 @@ class MDTA(nn.Module):
     Attention runs across channels, not pixels: each head builds a (C/h x C/h) map from
     L2-normalised queries and keys, so the cost is linear in the number of pixels. A 3x3
     depth-wise conv after the 1x1 projection gives q, k and v local spatial context.
+
+    ``local_window`` (set through :attr:`Restormer.tlc_window`) switches to TLC: the same
+    attention over windows of that many pixels at this level (:mod:`restore_cli.tlc`).
     """
 
-    def __init__(self, channels: int, heads: int, bias: bool) -> None:
+    def __init__(self, channels: int, heads: int, bias: bool, level: int = 0) -> None:
         super().__init__()
         self.heads = heads
+        self.level = level
+        """U-Net level (0 = full resolution), which scales the TLC window."""
+        self.local_window: int | None = None
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
         self.qkv = nn.Conv2d(channels, 3 * channels, kernel_size=1, bias=bias)
         self.qkv_dwconv = nn.Conv2d(
@@ -157,18 +165,35 @@ class MDTA(nn.Module):
             return pointwise(self.project_out, self._attend_pixels(qkv))
         return self.project_out(self._attend_planes(qkv))
 
+    def _windows(self, qkv: torch.Tensor) -> WindowGrid | None:
+        """The TLC windows for this map, or None for global attention (TLC off, or one
+        window covering the whole map, which is global attention exactly)."""
+        if self.local_window is None:
+            return None
+        grid = window_grid(qkv.shape[-2], qkv.shape[-1], self.local_window)
+        return None if grid.is_global else grid
+
     def _attend_planes(self, qkv: torch.Tensor) -> torch.Tensor:
         """The paper's formulation: per head, (C/h, HW) maps, normalised, then attention."""
         height, width = qkv.shape[-2:]
-        query, key, value = qkv.chunk(3, dim=1)
         query, key, value = (
-            rearrange(t, "b (h c) y x -> b h c (y x)", h=self.heads) for t in (query, key, value)
+            rearrange(t, "b (h c) y x -> b h c y x", h=self.heads) for t in qkv.chunk(3, dim=1)
         )
+        windows = self._windows(qkv)
+        if windows is not None:
+            out = windows.attend(query, key, value, PlaneLayout, self._plane_attention)
+            return rearrange(out, "b h c y x -> b (h c) y x")
+        query, key, value = (t.flatten(-2) for t in (query, key, value))
         query = F.normalize(query, dim=-1)
         key = F.normalize(key, dim=-1)
         attention = (query @ key.transpose(-2, -1)) * self.temperature  # (B, h, C/h, C/h)
         out = attention.softmax(dim=-1) @ value  # (B, h, C/h, HW)
         return rearrange(out, "b h c (y x) -> b (h c) y x", y=height, x=width)
+
+    def _plane_attention(self, gram: torch.Tensor, query_norm: torch.Tensor, key_norm: torch.Tensor) -> torch.Tensor:
+        """Per-head attention from a window's unnormalised statistics: (..., h, C/h, C/h)."""
+        cosine = gram / _outer_norms(query_norm, key_norm)
+        return (cosine * self.temperature).softmax(dim=-1)
 
     def _attend_pixels(self, qkv: torch.Tensor) -> torch.Tensor:
         """The same attention on (B, HW, C) pixel rows, without rearranging copies.
@@ -180,13 +205,20 @@ class MDTA(nn.Module):
         similarity is the dot product divided by both norms, which saves two full passes.
         """
         batch, qkv_channels, height, width = qkv.shape
-        query, key, value = _to_pixels(qkv).reshape(batch, height * width, qkv_channels).chunk(3, dim=-1)
+        query, key, value = _to_pixels(qkv).chunk(3, dim=-1)  # (B, H, W, C) views
+        windows = self._windows(qkv)
+        if windows is not None:
+            return _from_pixels(windows.attend(query, key, value, PixelLayout, self._pixel_attention))
+        query, key, value = (t.flatten(1, 2) for t in (query, key, value))  # (B, HW, C) views
         gram = query.transpose(1, 2) @ key  # (B, C, C)
-        norms = query.norm(dim=1).clamp_min(NORMALIZE_EPS), key.norm(dim=1).clamp_min(NORMALIZE_EPS)
-        cosine = gram / (norms[0][:, :, None] * norms[1][:, None, :])
-        attention = self._mask_other_heads(cosine * self._row_temperature()).softmax(dim=-1)
+        attention = self._pixel_attention(gram, query.norm(dim=1), key.norm(dim=1))
         out = value @ attention.transpose(1, 2)  # (B, HW, C)
         return _from_pixels(out.view(batch, height, width, -1))
+
+    def _pixel_attention(self, gram: torch.Tensor, query_norm: torch.Tensor, key_norm: torch.Tensor) -> torch.Tensor:
+        """All heads' attention as one block-diagonal (..., C, C) matrix."""
+        cosine = gram / _outer_norms(query_norm, key_norm)
+        return self._mask_other_heads(cosine * self._row_temperature()).softmax(dim=-1)
 
     def _row_temperature(self) -> torch.Tensor:
         """(C, 1): each head's temperature repeated over that head's query channels."""
@@ -198,6 +230,11 @@ class MDTA(nn.Module):
 
     def _head_channels(self) -> int:
         return self.qkv.out_channels // 3 // self.heads
+
+
+def _outer_norms(query_norm: torch.Tensor, key_norm: torch.Tensor) -> torch.Tensor:
+    """(..., C), (..., C) -> (..., C, C) products of the norms, each floored as F.normalize does."""
+    return query_norm.clamp_min(NORMALIZE_EPS)[..., :, None] * key_norm.clamp_min(NORMALIZE_EPS)[..., None, :]
 
 
 class GDFN(nn.Module):
@@ -221,10 +258,10 @@ class GDFN(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm residual block: x + MDTA(LN(x)), then x + GDFN(LN(x))."""
 
-    def __init__(self, channels: int, heads: int, config: RestormerConfig) -> None:
+    def __init__(self, channels: int, heads: int, config: RestormerConfig, level: int = 0) -> None:
         super().__init__()
         self.norm1 = ChannelLayerNorm(channels, config.layernorm_type)
-        self.attn = MDTA(channels, heads, config.bias)
+        self.attn = MDTA(channels, heads, config.bias, level)
         self.norm2 = ChannelLayerNorm(channels, config.layernorm_type)
         self.ffn = GDFN(channels, config.ffn_expansion_factor, config.bias)
 
@@ -233,8 +270,10 @@ class TransformerBlock(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
-def _stage(count: int, channels: int, heads: int, config: RestormerConfig) -> nn.Sequential:
-    return nn.Sequential(*(TransformerBlock(channels, heads, config) for _ in range(count)))
+def _stage(count: int, level: int, config: RestormerConfig, channels: int | None = None) -> nn.Sequential:
+    """``count`` blocks at U-Net ``level``, with that level's heads and (by default) width."""
+    width = channels if channels is not None else config.dim * 2**level
+    return nn.Sequential(*(TransformerBlock(width, config.heads[level], config, level) for _ in range(count)))
 
 
 class PatchEmbed(nn.Module):
@@ -301,30 +340,51 @@ class Restormer(nn.Module):
         super().__init__()
         config = config or RestormerConfig()
         self.config = config
-        dim, heads, blocks, bias = config.dim, config.heads, config.num_blocks, config.bias
+        self._tlc_window: int | None = None
+        dim, blocks, bias = config.dim, config.num_blocks, config.bias
 
         self.patch_embed = PatchEmbed(config.in_channels, dim)
-        self.encoder_level1 = _stage(blocks[0], dim, heads[0], config)
+        self.encoder_level1 = _stage(blocks[0], 0, config)
         self.down1_2 = Downsample(dim)
-        self.encoder_level2 = _stage(blocks[1], dim * 2, heads[1], config)
+        self.encoder_level2 = _stage(blocks[1], 1, config)
         self.down2_3 = Downsample(dim * 2)
-        self.encoder_level3 = _stage(blocks[2], dim * 4, heads[2], config)
+        self.encoder_level3 = _stage(blocks[2], 2, config)
         self.down3_4 = Downsample(dim * 4)
-        self.latent = _stage(blocks[3], dim * 8, heads[3], config)
+        self.latent = _stage(blocks[3], 3, config)
 
         self.up4_3 = Upsample(dim * 8)
         self.reduce_chan_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
-        self.decoder_level3 = _stage(blocks[2], dim * 4, heads[2], config)
+        self.decoder_level3 = _stage(blocks[2], 2, config)
         self.up3_2 = Upsample(dim * 4)
         self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
-        self.decoder_level2 = _stage(blocks[1], dim * 2, heads[1], config)
+        self.decoder_level2 = _stage(blocks[1], 1, config)
         self.up2_1 = Upsample(dim * 2)
-        self.decoder_level1 = _stage(blocks[0], dim * 2, heads[0], config)
+        self.decoder_level1 = _stage(blocks[0], 0, config, channels=dim * 2)
 
-        self.refinement = _stage(config.num_refinement_blocks, dim * 2, heads[0], config)
+        self.refinement = _stage(config.num_refinement_blocks, 0, config, channels=dim * 2)
         if config.dual_pixel:
             self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(dim * 2, config.out_channels, kernel_size=3, padding=1, bias=bias)
+
+    @property
+    def tlc_window(self) -> int | None:
+        """TLC's window side in input pixels, or None (the default): attention statistics
+        over the whole map, as the paper computes them. With a window, every MDTA pools its
+        statistics over windows of ``window // 2**level`` pixels (:mod:`restore_cli.tlc`);
+        384 is TLC's published choice for models trained on 256-px crops."""
+        return self._tlc_window
+
+    @tlc_window.setter
+    def tlc_window(self, window: int | None) -> None:
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < SIZE_MULTIPLE):
+            raise ValueError(
+                f"the TLC window must be at least {SIZE_MULTIPLE} pixels (a pixel a side at the "
+                f"deepest level), got {window!r}"
+            )
+        self._tlc_window = window
+        for module in self.modules():
+            if isinstance(module, MDTA):
+                module.local_window = None if window is None else window // 2**module.level
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(B, in_channels, H, W) -> (B, out_channels, H, W); H, W multiples of 8. The
