@@ -116,6 +116,18 @@ def _check_budget(max_memory: str, device: torch.device) -> None:
         )
 
 
+def parse_tlc(enabled: bool, window: int | None) -> int | None:
+    """`--tlc` / `--tlc-window N` as the engine takes them: the window, or None for global
+    attention. A window alone switches TLC on: it has no other meaning."""
+    from restore_cli.tlc import DEFAULT_WINDOW
+
+    if window is None:
+        return DEFAULT_WINDOW if enabled else None
+    if window < 8:
+        raise UsageError(f"--tlc-window must be at least 8 pixels (one pixel at the deepest level), got {window}")
+    return window
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """The engine and zoo options shared by every command."""
@@ -127,6 +139,7 @@ class EngineSettings:
     max_memory: str | None = None
     offline: bool | None = None
     download_progress: bool = False
+    tlc_window: int | None = None
 
     def check(self) -> None:
         """Reject bad values before any work, as usage errors, rather than once per image."""
@@ -164,6 +177,7 @@ class EngineSettings:
             tile=self.tile,
             overlap=self.overlap,
             max_memory=self.max_memory,
+            tlc_window=self.tlc_window,
         )
         return Model(str(spec), network.config.in_channels, restorer.restore)  # type: ignore[arg-type]
 

@@ -5,6 +5,8 @@
                                                      add the official seeded noise, restore, score
   restore eval --task derain --input RAINY --target CLEAN
                                                      restore, score on Y
+  restore eval --task deblur --input BLURRY --target SHARP [--tlc]
+                                                     restore, score on RGB (GoPro, HIDE)
 
 Thin: checks the command line, calls restore_cli.evaluation, prints the report. A bad file
 costs one row and one line on stderr, and the exit code becomes 1.
@@ -100,12 +102,14 @@ def _check_model(model: str | None, weights: Path | None) -> None:
         raise UsageError(f"unknown model {model!r}; see `restore models list`, or pass a file with --weights")
 
 
-def engine_options(device: str, precision: str, tile: str, overlap: int, max_memory: str | None) -> dict[str, Any]:
+def engine_options(
+    device: str, precision: str, tile: str, overlap: int, max_memory: str | None, tlc: bool = False, tlc_window: int | None = None
+) -> dict[str, Any]:
     """Check the engine options before any checkpoint is loaded (or downloaded), exactly as
     the task commands do."""
-    from restore_cli.batch import EngineSettings, parse_tile
+    from restore_cli.batch import EngineSettings, parse_tile, parse_tlc
 
-    settings = EngineSettings(device, precision, parse_tile(tile), overlap, max_memory)
+    settings = EngineSettings(device, precision, parse_tile(tile), overlap, max_memory, tlc_window=parse_tlc(tlc, tlc_window))
     settings.check()
     return {
         "device": settings.device,
@@ -113,13 +117,14 @@ def engine_options(device: str, precision: str, tile: str, overlap: int, max_mem
         "tile": settings.tile,
         "overlap": settings.overlap,
         "max_memory": settings.max_memory,
+        "tlc_window": settings.tlc_window,
     }
 
 
 def paired_request(paths: list[Path], scoring: ScoringOptions, model_options: dict[str, object]) -> Request:
     _refuse("scoring PRED against GT", model_options)
     if len(paths) != 2:
-        raise UsageError("give PRED and GT folders, or --task denoise|derain")
+        raise UsageError("give PRED and GT folders, or --task denoise|derain|deblur")
     return Request(None, _folder(paths[0], "PRED"), _folder(paths[1], "GT"), scoring)
 
 
@@ -130,8 +135,11 @@ def denoise_request(sigma: float | None, dataset: Path | None, scoring: ScoringO
     return Request(Task.denoise, clean, clean, scoring, sigma=sigma, **model)
 
 
-def derain_request(rainy: Path | None, target: Path | None, scoring: ScoringOptions, **model: Any) -> Request:
-    return Request(Task.derain, _folder(rainy, "--input"), _folder(target, "--target"), scoring, **model)
+def paired_task_request(
+    task: Task, degraded: Path | None, target: Path | None, scoring: ScoringOptions, **model: Any
+) -> Request:
+    """Derain or deblur: degraded inputs and clean targets, paired by name."""
+    return Request(task, _folder(degraded, "--input"), _folder(target, "--target"), scoring, **model)
 
 
 def eval_command(
@@ -139,12 +147,12 @@ def eval_command(
         None, metavar="[PRED GT]", help="Folders of results and references, paired by file name."
     ),
     task: Optional[Task] = typer.Option(
-        None, "--task", help="Run a model first: denoise (--sigma, --dataset) or derain (--input, --target)."
+        None, "--task", help="Run a model first: denoise (--sigma, --dataset), or derain / deblur (--input, --target)."
     ),
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Gaussian noise level on the 0-255 scale (denoise)."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Folder of clean images (denoise)."),
-    rainy: Optional[Path] = typer.Option(None, "--input", help="Folder of degraded images (derain)."),
-    target: Optional[Path] = typer.Option(None, "--target", help="Folder of clean targets (derain)."),
+    rainy: Optional[Path] = typer.Option(None, "--input", help="Folder of degraded images (derain, deblur)."),
+    target: Optional[Path] = typer.Option(None, "--target", help="Folder of clean targets (derain, deblur)."),
     model: Optional[str] = typer.Option(None, "--model", help="Zoo model to run (default: the paper's for the task)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Any Restormer checkpoint file to run instead."),
     y_channel: Optional[bool] = typer.Option(
@@ -158,6 +166,8 @@ def eval_command(
     tile: str = typer.Option("auto", "--tile", help="auto, 0 (whole image) or a tile side in pixels."),
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in pixels."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Memory budget, e.g. 4GB."),
+    tlc: bool = typer.Option(False, "--tlc", help="Test-time local statistics (TLC, Chu et al. 2022), as in their tables."),
+    tlc_window: Optional[int] = typer.Option(None, "--tlc-window", metavar="N", help="TLC's window side in pixels (default 384); implies --tlc."),
 ) -> None:
     """PSNR / SSIM as in the paper: of existing results, or of a model run on a benchmark."""
     try:
@@ -166,18 +176,19 @@ def eval_command(
         scoring = ScoringOptions(y_channel if y_channel is not None else task is Task.derain, border)
         if task is None:
             given = {"--sigma": sigma, "--dataset": dataset, "--input": rainy, "--target": target}
-            request = paired_request(paths or [], scoring, {**given, "--model": model, "--weights": weights})
+            model_options = {"--model": model, "--weights": weights, "--tlc": tlc or None, "--tlc-window": tlc_window}
+            request = paired_request(paths or [], scoring, {**given, **model_options})
         else:
             _refuse(f"--task {task.value}", {"PRED/GT": paths or None})
             _check_model(model, weights)
             chosen = {"model": model, "weights": weights}
-            chosen["engine"] = engine_options(device, precision, tile, overlap, max_memory)
+            chosen["engine"] = engine_options(device, precision, tile, overlap, max_memory, tlc, tlc_window)
             if task is Task.denoise:
                 _refuse("--task denoise", {"--input": rainy, "--target": target})
                 request = denoise_request(sigma, dataset, scoring, **chosen)
             else:
-                _refuse("--task derain", {"--sigma": sigma, "--dataset": dataset})
-                request = derain_request(rainy, target, scoring, **chosen)
+                _refuse(f"--task {task.value}", {"--sigma": sigma, "--dataset": dataset})
+                request = paired_task_request(task, rainy, target, scoring, **chosen)
     except UsageError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

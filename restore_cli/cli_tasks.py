@@ -103,6 +103,8 @@ class TaskOptions:
     quiet: bool
     offline: bool
     debug: bool
+    tlc: bool = False
+    tlc_window: Optional[int] = None
     model: Optional[str] = None
     sigma: Optional[int] = None
     dual_pixel: bool = False
@@ -122,6 +124,8 @@ COMMON = [
     _param("max_memory", Optional[str], typer.Option(None, "--max-memory", metavar="SIZE", help="Memory budget such as 2GB (default: a safe share of free memory).")),
     _param("device", str, typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")),
     _param("precision", str, typer.Option("auto", "--precision", help="auto (fp32), fp32, bf16, or fp16 (CUDA only).")),
+    _param("tlc", bool, typer.Option(False, "--tlc", help="Test-time local statistics (TLC, Chu et al. 2022): attention over windows of about the training size instead of the whole image. Off by default.")),
+    _param("tlc_window", Optional[int], typer.Option(None, "--tlc-window", metavar="N", help="TLC's window side in pixels (default 384); implies --tlc.")),
     _param("recursive", bool, typer.Option(False, "--recursive", "-r", help="Include subfolders, mirroring the tree under -o.")),
     _param("overwrite", bool, typer.Option(False, "--overwrite", help="Replace outputs that already exist (never an input).")),
     _param("skip_existing", bool, typer.Option(False, "--skip-existing", help="Keep outputs that already exist: resume a big batch.")),
@@ -265,6 +269,7 @@ def _settings(options: TaskOptions) -> batch.EngineSettings:
         tile=batch.parse_tile(options.tile),
         overlap=options.overlap,
         max_memory=options.max_memory,
+        tlc_window=batch.parse_tlc(options.tlc, options.tlc_window),
         offline=True if options.offline else None,
         download_progress=_watched(options),
     )

@@ -259,6 +259,11 @@ class Restorer:
             _tune_process(self.device)
         self.config = model.config
         self.tile = _check_tile(tile)
+        if tlc_window is not None and isinstance(self.tile, int) and self.tile < tlc_window:
+            logger.warning(
+                "%d-pixel tiles are narrower than the %d-pixel TLC window: each tile's attention "
+                "statistics cover the whole tile, as without --tlc", self.tile, tlc_window,
+            )
         if overlap < 0:
             raise ValueError(f"overlap must be >= 0, got {overlap}")
         self.overlap = overlap

@@ -28,7 +28,7 @@ from restore_cli.planning import UsageError
 
 KNOWN_BENCHMARKS = (
     "CBSD68", "Kodak24", "McMaster", "Urban100", "Set12", "BSD68",
-    "Rain100L", "Rain100H", "Test100", "Test1200", "Test2800",
+    "Rain100L", "Rain100H", "Test100", "Test1200", "Test2800", "GoPro", "HIDE",
 )  # fmt: skip
 """Datasets whose folder name is enough to look the paper's score up in the manifest."""
 OFFICIAL_SIGMAS = (15, 25, 50)
@@ -42,6 +42,7 @@ class Task(str, Enum):
 
     denoise = "denoise"
     derain = "derain"
+    deblur = "deblur"
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ def default_model(task: Task, sigma: float | None, channels: int) -> str:
     """The official checkpoint the paper used for this task, noise level and colour."""
     if task is Task.derain:
         return "deraining"
+    if task is Task.deblur:
+        return "motion_deblurring"
     kind = "gray" if channels == 1 else "color"
     level = f"sigma{int(sigma)}" if sigma in OFFICIAL_SIGMAS else "blind"
     return f"gaussian_{kind}_denoising_{level}"
@@ -154,15 +157,15 @@ def benchmark_name(folder: Path) -> str | None:
     return None
 
 
-def paper_psnr(model: str | None, benchmark: str | None, sigma: float | None = None) -> float | None:
-    """The paper's PSNR for this model on this benchmark (and noise level), when the
-    manifest records it."""
+def paper_psnr(model: str | None, benchmark: str | None, sigma: float | None = None, tlc: bool = False) -> float | None:
+    """The paper's PSNR for this model on this benchmark (and noise level; with ``tlc``,
+    the TLC paper's), when the manifest records it."""
     if model is None or benchmark is None:
         return None
     from restore_cli import registry
 
     entry = registry.load_manifest().get(model)
-    return entry.paper_psnr(benchmark, sigma) if entry else None
+    return entry.paper_psnr(benchmark, sigma, tlc) if entry else None
 
 
 def build_restorer(model: str | None, weights: Path | None, engine_options: dict[str, Any]) -> Any:
@@ -236,7 +239,7 @@ def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
     restorer = build_restorer(model, request.weights, request.engine)
     outcomes = [run_step(p.name, p.source, _model_step(request, restorer, p)) for p in pairs]
     benchmark = benchmark_name(request.sources)
-    paper = paper_psnr(model, benchmark, request.sigma)
+    paper = paper_psnr(model, benchmark, request.sigma, tlc=request.engine.get("tlc_window") is not None)
     return unpaired + outcomes, summarise(unpaired + outcomes, benchmark, model, paper)
 
 

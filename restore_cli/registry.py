@@ -90,12 +90,14 @@ class HubFile:
 @dataclass(frozen=True)
 class PaperResult:
     """One score the paper reports for a checkpoint: a benchmark, and for Gaussian
-    denoising the noise level it was measured at."""
+    denoising the noise level it was measured at. ``tlc`` marks the scores TLC's paper
+    (Chu et al., ECCV 2022) reports for the same checkpoint with local statistics."""
 
     benchmark: str
     psnr: float
     ssim: float | None = None
     sigma: int | None = None
+    tlc: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,10 +118,11 @@ class ModelEntry:
     hub: HubFile | None = None
     paper: tuple[PaperResult, ...] = ()
 
-    def paper_psnr(self, benchmark: str, sigma: float | None = None) -> float | None:
-        """The paper's PSNR on this benchmark (at this noise level), if the manifest has it."""
+    def paper_psnr(self, benchmark: str, sigma: float | None = None, tlc: bool = False) -> float | None:
+        """The paper's PSNR on this benchmark (at this noise level; with TLC's local
+        statistics, the TLC paper's), if the manifest has it."""
         for result in self.paper:
-            if result.benchmark.lower() == benchmark.lower() and result.sigma in (None, sigma):
+            if result.benchmark.lower() == benchmark.lower() and result.sigma in (None, sigma) and result.tlc == tlc:
                 return result.psnr
         return None
 

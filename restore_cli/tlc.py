@@ -28,6 +28,9 @@ from typing import Callable, Protocol
 
 import torch
 
+DEFAULT_WINDOW = 384
+"""TLC's published window for Restormer: 1.5 x its 256-pixel training crops."""
+
 Statistics = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """(q kᵀ, |q|, |k|) of a window -> its attention matrix: (..., C, C), (..., C), (..., C) -> (..., C, C)."""
 

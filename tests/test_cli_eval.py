@@ -178,6 +178,8 @@ def test_problem_files_fail_one_by_one_and_the_rest_is_scored(tmp_path: Path) ->
         [*DERAIN, "--precision", "fp64"],
         [*DERAIN, "--max-memory", "lots"],
         [*DERAIN, RAIN / "input", RAIN / "target"],
+        [*DERAIN, "--tlc-window", "4"],
+        [RAIN / "input", RAIN / "target", "--tlc"],
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args: list[object]) -> None:
@@ -268,6 +270,7 @@ def test_a_gray_image_for_a_colour_model_fails_per_file(tmp_path: Path) -> None:
         (evaluation.Task.denoise, 50, 3, "gaussian_color_denoising_sigma50"),
         (evaluation.Task.denoise, 30, 3, "gaussian_color_denoising_blind"),
         (evaluation.Task.derain, None, 3, "deraining"),
+        (evaluation.Task.deblur, None, 3, "motion_deblurring"),
     ],
 )
 def test_the_default_model_is_the_official_one_for_the_task(
@@ -304,3 +307,39 @@ def test_the_paper_value_is_shown_only_for_its_own_benchmark(monkeypatch: pytest
     console.print(cli_eval.table(outcomes, summary, verbose=False))
     text = console.export_text()
     assert "paper" in text and "12.34" in text
+
+
+def test_deblur_with_tlc_scores_rgb_against_the_tlc_papers_value(tmp_path: Path) -> None:
+    """Pairs of rain crops stand in for blurred/sharp pairs: what is checked is that the
+    model runs with TLC's windows, that scores are on RGB, and which paper value is shown."""
+    root = tmp_path / "GoPro"
+    for name in ("96.png", "98.png"):
+        save_crop(RAIN / "input" / name, root / "input" / name, 48, 64)
+        save_crop(RAIN / "target" / name, root / "target" / name, 48, 64)
+    model = load_model(RGB_WEIGHTS)
+    model.tlc_window = 16
+    expected = {
+        path.stem: reference_scores(
+            official_restore(model, np.float32(levels(path)) / 255.0).astype(np.uint8), levels(root / "target" / path.name), 255
+        )
+        for path in (root / "input").iterdir()
+    }
+    deblur = ["--task", "deblur", "--input", root / "input", "--target", root / "target", "--weights", RGB_WEIGHTS, "--json"]
+
+    with_tlc = invoke(*deblur, "--tlc-window", 16)
+    default_window = invoke(*deblur, "--tlc")
+    without = invoke(*deblur)
+
+    assert with_tlc.exit_code == 0, with_tlc.stderr
+    images, summary = json_rows(with_tlc.stdout)
+    for name, (psnr, ssim) in expected.items():
+        assert images[name]["psnr"] == pytest.approx(psnr, abs=1e-3)
+        assert images[name]["ssim"] == pytest.approx(ssim, abs=1e-4)
+    plain_images, plain_summary = json_rows(without.stdout)
+    assert plain_images["96"]["psnr"] != pytest.approx(images["96"]["psnr"], abs=1e-3)
+    assert json_rows(default_window.stdout)[0] == plain_images  # a 384-px window covers a 48 x 64 image
+    assert summary["benchmark"] == plain_summary["benchmark"] == "GoPro"
+    assert summary["paper_psnr"] is None  # --weights: not the official checkpoint
+    assert cli_eval.paper_psnr("motion_deblurring", "GoPro", tlc=True) == 33.57
+    assert cli_eval.paper_psnr("motion_deblurring", "HIDE", tlc=True) == 31.49
+    assert cli_eval.paper_psnr("motion_deblurring", "GoPro") == 32.92

@@ -97,7 +97,7 @@ def test_model_and_image_channels_must_agree(tmp_path):
 @pytest.mark.parametrize(
     ("option", "value", "fragment"),
     [("--tile", "big", "--tile"), ("--tile", "4", "--tile"), ("--precision", "fp8", "precision"),
-     ("--precision", "fp16", "CUDA"), ("--max-memory", "lots", "2GB"),
+     ("--precision", "fp16", "CUDA"), ("--max-memory", "lots", "2GB"), ("--tlc-window", "4", "--tlc-window"),
      ("--device", "tpu", "--device tpu: use auto, cpu, cuda, cuda:N or mps"),
      ("--overlap", "64", "--overlap 64 must be smaller than --tile 64"),
      ("--overlap", "100", "--overlap 100 must be smaller than --tile 64"),
@@ -108,3 +108,28 @@ def test_bad_options_are_usage_errors(photo, tmp_path, option, value, fragment):
 
     assert_one_line_error(result, 2, fragment)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_tlc_reaches_the_model(photo, tmp_path):
+    """--tlc-window below the image size changes the output exactly as the library does;
+    --tlc's default window, wider than this 160 x 120 photo, is global attention."""
+    outputs = {name: tmp_path / f"{name}.png" for name in ("plain", "tlc", "window")}
+    common = [str(photo), "--weights", str(WEIGHTS), "--tile", "0", "--quiet"]
+
+    for name, extra in (("plain", []), ("tlc", ["--tlc"]), ("window", ["--tlc-window", "32"])):
+        result = run(*common, "-o", str(outputs[name]), *extra)
+        assert result.exit_code == 0, result.output
+
+    written = {name: np.asarray(Image.open(path), dtype=np.float32) / 255 for name, path in outputs.items()}
+    pixels = np.asarray(Image.open(photo), dtype=np.float32) / 255
+    expected = Restorer(load_model(WEIGHTS), device="cpu", tile=0, tlc_window=32).restore(pixels)
+    np.testing.assert_allclose(written["window"], expected, atol=0.5 / 255 + 1e-6)
+    assert np.abs(written["window"] - written["plain"]).max() > 2 / 255
+    np.testing.assert_array_equal(written["tlc"], written["plain"])
+
+
+@pytest.mark.parametrize("command", ["denoise", "derain", "deblur", "defocus", "run"])
+def test_every_task_command_takes_tlc(command):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+
+    assert "--tlc " in result.stdout and "--tlc-window" in result.stdout
