@@ -55,7 +55,7 @@ def main() -> None:
     print(f"chosen tile: {plan.tile_width}x{plan.tile_height}, {len(plan)} tiles")
 
     started = time.perf_counter()
-    done = _run(restorer, image, args.max_tiles)
+    done = run_some_tiles(restorer, image, args.max_tiles)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     budget = parse_memory_size(args.max_memory)
@@ -63,7 +63,8 @@ def main() -> None:
     print(f"peak RSS: {_mib(peak)} / budget {_mib(budget)} -> {'HELD' if peak <= budget else 'EXCEEDED'}")
 
 
-def _run(restorer: Restorer, image: torch.Tensor, max_tiles: int) -> int:
+def run_some_tiles(restorer: Restorer, image: torch.Tensor, max_tiles: int) -> int:
+    """Restore ``image``, stopping after ``max_tiles`` tiles (0: all); returns the tiles run."""
     done = 0
 
     def progress(finished: int, total: int) -> None:
