@@ -340,6 +340,6 @@ def test_deblur_with_tlc_scores_rgb_against_the_tlc_papers_value(tmp_path: Path)
     assert json_rows(default_window.stdout)[0] == plain_images  # a 384-px window covers a 48 x 64 image
     assert summary["benchmark"] == plain_summary["benchmark"] == "GoPro"
     assert summary["paper_psnr"] is None  # --weights: not the official checkpoint
-    assert cli_eval.paper_psnr("motion_deblurring", "GoPro", tlc=True) == 33.57
-    assert cli_eval.paper_psnr("motion_deblurring", "HIDE", tlc=True) == 31.49
-    assert cli_eval.paper_psnr("motion_deblurring", "GoPro") == 32.92
+    assert evaluation.paper_psnr("motion_deblurring", "GoPro", tlc=True) == 33.57
+    assert evaluation.paper_psnr("motion_deblurring", "HIDE", tlc=True) == 31.49
+    assert evaluation.paper_psnr("motion_deblurring", "GoPro") == 32.92
