@@ -7,6 +7,7 @@ PSNR of each against the whole-image result and writes a difference image per ph
 |tiled - whole| x ``--gain`` (ours left, uniform right).
 
 Without ``--weights`` the network is a full-size Restormer with random weights (seed 0).
+``--tlc-window N`` runs every pass, whole and tiled, with TLC's local statistics.
 
     python benchmarks/seams.py --tile 128 --overlap 32 --out benchmarks/figures
 """
@@ -44,22 +45,23 @@ class Memoised(nn.Module):
         return self.outputs[key]
 
 
-def compare(model: nn.Module, path: Path, tile: int, overlap: int, out: Path, gain: float) -> None:
+def compare(model: nn.Module, path: Path, tile: int, overlap: int, out: Path, gain: float, tlc: int | None) -> None:
     pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
     started = time.perf_counter()
-    whole = Restorer(model, device="cpu", tile=0).restore(pixels)
+    whole = Restorer(model, device="cpu", tile=0, tlc_window=tlc).restore(pixels)  # sets model.tlc_window
     memoised = Memoised(model)
-    ours = Restorer(memoised, device="cpu", tile=tile, overlap=overlap).restore(pixels)
-    uniform = Restorer(memoised, device="cpu", tile=tile, overlap=overlap, blend="uniform").restore(pixels)
+    ours = Restorer(memoised, device="cpu", tile=tile, overlap=overlap, tlc_window=tlc).restore(pixels)
+    uniform = Restorer(memoised, device="cpu", tile=tile, overlap=overlap, blend="uniform", tlc_window=tlc).restore(pixels)
     print(
-        f"{path.name} ({pixels.shape[1]}x{pixels.shape[0]}), tile {tile}, overlap {overlap}: "
+        f"{path.name} ({pixels.shape[1]}x{pixels.shape[0]}), tile {tile}, overlap {overlap}"
+        f"{'' if tlc is None else f', TLC window {tlc}'}: "
         f"PSNR vs whole image: ours {psnr(ours, whole, 1.0):.2f} dB, uniform {psnr(uniform, whole, 1.0):.2f} dB; "
         f"max |diff| ours {np.abs(ours - whole).max():.4f}, uniform {np.abs(uniform - whole).max():.4f} "
         f"({time.perf_counter() - started:.0f} s)"
     )
     difference = np.concatenate([np.abs(ours - whole), np.abs(uniform - whole)], axis=1).mean(axis=2)
     out.mkdir(parents=True, exist_ok=True)
-    target = out / f"seams_{path.stem}_t{tile}_o{overlap}.png"
+    target = out / f"seams_{path.stem}_t{tile}_o{overlap}{'' if tlc is None else f'_tlc{tlc}'}.png"
     Image.fromarray((np.clip(difference * gain, 0, 1) * 255).round().astype(np.uint8)).save(target)
     print(f"  difference image (x{gain:g}; ours | uniform): {target}")
 
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--gain", type=float, default=20.0, help="amplification of the difference images")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/figures"))
+    parser.add_argument("--tlc-window", type=int, default=None, help="run with TLC's local statistics")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -79,7 +82,7 @@ def main() -> None:
     print(f"model: {args.weights or 'full-size Restormer (dim 48, blocks 4/6/6/8), random weights'}")
     with torch.inference_mode():
         for path in args.photos:
-            compare(model, path, args.tile, args.overlap, args.out, args.gain)
+            compare(model, path, args.tile, args.overlap, args.out, args.gain, args.tlc_window)
 
 
 if __name__ == "__main__":

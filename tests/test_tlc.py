@@ -211,3 +211,13 @@ def test_bf16_tlc_stays_within_the_bf16_psnr_of_fp32_on_a_real_photo() -> None:
 
     assert psnr(bf16, fp32, 1.0) >= BF16_MIN_PSNR
     assert psnr(bf16, fp32, 1.0) > psnr(bf16, plain, 1.0)  # it ran TLC, not global attention
+
+
+def test_tiles_narrower_than_the_window_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    model = Restormer(TINY)
+    with caplog.at_level("WARNING", logger="restore_cli.engine"):
+        Restorer(model, device="cpu", tile=512, tlc_window=384)
+        assert caplog.records == []
+        Restorer(model, device="cpu", tile=256, tlc_window=384)
+    assert len(caplog.records) == 1 and "narrower than the 384-pixel TLC window" in caplog.text
+    assert model.tlc_window == 384
