@@ -21,21 +21,13 @@ from restore_cli.engine import Restorer
 from restore_cli.metrics import psnr
 from restore_cli.restormer import MDTA, Restormer, RestormerConfig
 from restore_cli.tlc import window_starts
+from tests.test_fast_paths import one_thread  # noqa: F401  (autouse: tiny models run on one thread)
 
 TOLERANCE = 1e-5
 BF16_MIN_PSNR = 40.0
 PHOTO = Path(__file__).parent / "data" / "photos" / "3096.png"
 TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
 MANY_HEADS = RestormerConfig(dim=16, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(2, 4, 8, 16))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine hand-offs cost more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def reference_starts(side: int, size: int) -> list[int]:
