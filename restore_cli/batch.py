@@ -27,6 +27,8 @@ from restore_cli.planning import STDIO, Job, UsageError
 if TYPE_CHECKING:
     import torch
 
+    from restore_cli.restormer import Restormer
+
 logger = logging.getLogger(__name__)
 
 Status = Literal["ok", "skipped", "failed"]
@@ -164,12 +166,21 @@ class EngineSettings:
 
     def load(self, spec: ModelSpec) -> Model:
         """Resolve a zoo name or file to a checkpoint, build the network and wrap it in the engine."""
-        from restore_cli import registry
         from restore_cli.checkpoints import load_model
+
+        return self.wrap(spec, load_model(self.checkpoint(spec)))
+
+    def checkpoint(self, spec: ModelSpec) -> Path:
+        """The verified local file behind a zoo name (downloaded if needed) or a checkpoint path."""
+        from restore_cli import registry
+
+        return spec if isinstance(spec, Path) else registry.resolve(spec, offline=self.offline, progress=self.download_progress)
+
+    def wrap(self, spec: ModelSpec, network: Restormer) -> Model:
+        """The engine around a built network; also how a Ray worker runs the weights the driver
+        read and shipped, without touching the model cache itself."""
         from restore_cli.engine import Restorer
 
-        path = spec if isinstance(spec, Path) else registry.resolve(spec, offline=self.offline, progress=self.download_progress)
-        network = load_model(path)
         restorer = Restorer(
             network,
             device=self.device,
@@ -273,11 +284,7 @@ class Pipeline:
         return self.write(restored) if isinstance(restored, Restored) else restored
 
     def read(self, job: Job) -> Loaded | Result:
-        if job.problem is not None:
-            return Result(job.name, job.output, "failed", error=job.problem)
-        if job.skip:
-            return Result(job.name, job.output, "skipped")
-        return _guarded(job, 0.0, lambda: Loaded(job, tuple(self._decode(source) for source in job.sources)))
+        return settled(job) or _guarded(job, 0.0, lambda: Loaded(job, tuple(self._decode(source) for source in job.sources)))
 
     def restore(self, loaded: Loaded) -> Restored | Result:
         def work() -> Restored:
@@ -323,6 +330,16 @@ class Pipeline:
 
     def _decode(self, source: str) -> DecodedImage:
         return read_image(self.stdin if source == STDIO else source, max_pixels=self.max_pixels)
+
+
+def settled(job: Job) -> Result | None:
+    """The result of a job decided at planning time (refused, or its output kept), which needs
+    no image and no model: executors can report it without sending it anywhere."""
+    if job.problem is not None:
+        return Result(job.name, job.output, "failed", error=job.problem)
+    if job.skip:
+        return Result(job.name, job.output, "skipped")
+    return None
 
 
 def _make_folder(folder: Path) -> None:

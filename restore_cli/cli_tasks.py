@@ -12,12 +12,15 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Literal, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Literal, NoReturn, Optional
 
 import typer
 
 from restore_cli import batch, executor, planning
 from restore_cli.images import MAX_PIXELS
+
+if TYPE_CHECKING:
+    from restore_cli.ray_executor import RayOptions
 
 SIGMAS = (15, 25, 50)
 GAUSSIAN = "gaussian"
@@ -105,6 +108,11 @@ class TaskOptions:
     debug: bool
     tlc: bool = False
     tlc_window: Optional[int] = None
+    engine: Literal["local", "ray"] = "local"
+    ray_address: Optional[str] = None
+    workers: Optional[int] = None
+    cpus_per_worker: Optional[float] = None
+    gpus_per_worker: Optional[float] = None
     model: Optional[str] = None
     sigma: Optional[int] = None
     dual_pixel: bool = False
@@ -137,6 +145,11 @@ COMMON = [
     _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr (errors are still shown).")),
     _param("offline", bool, typer.Option(False, "--offline", help="Use only models already in the cache.")),
     _param("debug", bool, typer.Option(False, "--debug", help="Show tracebacks for unexpected errors.")),
+    _param("engine", Literal["local", "ray"], typer.Option("local", "--engine", help="local: this process; ray: a Ray cluster (pip install \"restore-cli\\[ray]\"; paths must be visible to every node).")),
+    _param("ray_address", Optional[str], typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join: auto (the one this node is in) or HOST:PORT. Default: $RAY_ADDRESS, else a local Ray on this machine.")),
+    _param("workers", Optional[int], typer.Option(None, "--workers", min=1, metavar="N", help="Ray workers, each with its own model (default: as many as the cluster's CPUs/GPUs allow).")),
+    _param("cpus_per_worker", Optional[float], typer.Option(None, "--cpus-per-worker", metavar="N", help="CPUs each Ray worker reserves (and its torch threads). Default: 1.")),
+    _param("gpus_per_worker", Optional[float], typer.Option(None, "--gpus-per-worker", metavar="N", help="GPUs each Ray worker reserves; fractions share a GPU (0.5: two models per GPU). Default: 0.")),
 ]
 SIGMA = _param("sigma", Optional[int], typer.Option(None, "--sigma", help="Noise level 15, 25 or 50: use the non-blind Gaussian denoiser."))
 DUAL_PIXEL = _param("dual_pixel", bool, typer.Option(False, "--dual-pixel", help="INPUTs are LEFT RIGHT views of a dual-pixel capture."))
@@ -195,10 +208,14 @@ def run_task(task: Task, options: TaskOptions) -> None:
 def _run(task: Task, options: TaskOptions) -> int:
     choice = model_choice(task, options)
     settings = _settings(options)
-    settings.check()
+    ray_options = _ray_options(options, settings)
+    if ray_options is None:
+        settings.check()
     jobs = planning.plan_jobs(options.inputs, _naming(task, options), views=2 if options.dual_pixel else 1)
-    models = batch.Models(choice, settings.load)
-    pipeline = batch.Pipeline(models, format=options.format, quality=options.quality, max_pixels=options.max_pixels)
+    if ray_options is None:
+        runner: executor.Executor = _local_executor(options, settings, choice)
+    else:
+        runner = _ray_executor(options, ray_options, settings, choice, jobs)
     reporter = executor.Reporter(
         stdout=sys.stdout,
         stderr=sys.stderr,
@@ -206,7 +223,13 @@ def _run(task: Task, options: TaskOptions) -> int:
         progress=_watched(options),
         log_tiles=task.log_tiles and not options.quiet,
     )
-    return executor.execute(jobs, pipeline, reporter, prepare=lambda: _load_up_front(models))
+    return executor.execute(jobs, runner, reporter)
+
+
+def _local_executor(options: TaskOptions, settings: batch.EngineSettings, choice: batch.ModelChoice) -> executor.LocalExecutor:
+    models = batch.Models(choice, settings.load)
+    pipeline = batch.Pipeline(models, format=options.format, quality=options.quality, max_pixels=options.max_pixels)
+    return executor.LocalExecutor(pipeline, load=lambda: _load_up_front(models))
 
 
 def _load_up_front(models: batch.Models) -> None:
@@ -220,6 +243,49 @@ def _load_up_front(models: batch.Models) -> None:
     gray = models.choice.gray
     if gray != models.choice.color and (isinstance(gray, Path) or registry.cached_path(gray) is not None):
         models.get(gray)
+
+
+_RAY_FLAGS = {"ray_address": "--ray-address", "workers": "--workers", "cpus_per_worker": "--cpus-per-worker", "gpus_per_worker": "--gpus-per-worker"}
+
+
+def _ray_options(options: TaskOptions, settings: batch.EngineSettings) -> Optional[RayOptions]:
+    """`ray_executor.RayOptions` for --engine ray (checked, with Ray imported), else None."""
+    given = [flag for name, flag in _RAY_FLAGS.items() if getattr(options, name) is not None]
+    if options.engine == "local":
+        if given:
+            raise planning.UsageError(f"{given[0]} applies to --engine ray only; add --engine ray or drop it")
+        return None
+    ray_executor = _import_ray_executor()
+    ray_options = ray_executor.RayOptions(
+        address=options.ray_address,
+        workers=options.workers,
+        cpus_per_worker=1.0 if options.cpus_per_worker is None else options.cpus_per_worker,
+        gpus_per_worker=options.gpus_per_worker or 0.0,
+        debug=options.debug,
+    )
+    ray_options.check(settings)
+    return ray_options
+
+
+def _import_ray_executor() -> Any:
+    try:
+        from restore_cli import ray_executor
+    except ModuleNotFoundError as error:
+        if error.name != "ray" and not str(error.name).startswith("ray."):
+            raise
+        raise planning.UsageError('--engine ray needs Ray, which is not installed: pip install "restore-cli[ray]"') from None
+    return ray_executor
+
+
+def _ray_executor(
+    options: TaskOptions, ray_options: RayOptions, settings: batch.EngineSettings, choice: batch.ModelChoice, jobs: list[planning.Job]
+) -> executor.Executor:
+    if any(job.output == planning.STDIO or planning.STDIO in job.sources for job in jobs):
+        raise planning.UsageError("--engine ray reads and writes files every worker can see; - (stdin/stdout) needs --engine local")
+    ray_executor = _import_ray_executor()
+    return ray_executor.RayExecutor.for_batch(
+        ray_options, settings, choice, format=options.format, quality=options.quality, max_pixels=options.max_pixels
+    )
 
 
 def model_choice(task: Task, options: TaskOptions) -> batch.ModelChoice:

@@ -1,10 +1,11 @@
 """Running a batch's steps and reporting them: threads, signals, progress, JSON, exit codes.
 
 The executor is the small piece that decides how `Pipeline` steps are scheduled; it is kept
-apart from the step (`batch`) so that it can be replaced — by a distributed engine, say —
-without any change to what is done to each image. `run_local` overlaps the stages with reader
-and writer threads around inference on the main thread; `execute` adds signal handling and a
-`Reporter` and turns the results into the process exit code.
+apart from the step (`batch`) so that it can be replaced without any change to what is done to
+each image: `LocalExecutor` here, `ray_executor.RayExecutor` on a Ray cluster. `run_local`
+overlaps the stages with reader and writer threads around inference on the main thread;
+`execute` runs any executor with signal handling and the one `Reporter` every engine shares,
+and turns the results into the process exit code.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from restore_cli.batch import Loaded, Pipeline, Restored, Result, describe_error
+from restore_cli.batch import Loaded, Pipeline, Restored, Result, describe_error, settled
 from restore_cli.planning import Job
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -109,25 +110,52 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute(jobs: Sequence[Job], pipeline: Pipeline, reporter: Reporter, prepare: Callable[[], None] | None = None) -> int:
-    """Run the batch with the local executor and return the process exit code.
+class Executor(Protocol):
+    """How a batch's steps are run. Every executor reports each result through the same
+    `Reporter` as it arrives, so progress, JSON and exit codes never depend on the engine."""
 
-    Jobs that failed in planning (a missing input) are reported first; then ``prepare`` runs
-    (loading the model), only if some image is to be restored; an error there ends the
+    def prepare(self) -> None:
+        """Load what the batch needs (the model) before the first image; raising here ends
+        the batch in one line."""
+
+    def run(self, jobs: Sequence[Job], reporter: Reporter) -> list[Result]: ...
+
+
+@dataclass
+class LocalExecutor:
+    """This process: `run_local`, with tile progress."""
+
+    pipeline: Pipeline
+    load: Callable[[], None] | None = None
+    """What `prepare` runs: loading the model up front."""
+
+    def prepare(self) -> None:
+        if self.load is not None:
+            self.load()
+
+    def run(self, jobs: Sequence[Job], reporter: Reporter) -> list[Result]:
+        self.pipeline.on_tiles = reporter.tiles
+        self.pipeline.on_notice = reporter.notice
+        return run_local(jobs, self.pipeline, reporter.result)
+
+
+def execute(jobs: Sequence[Job], executor: Executor, reporter: Reporter) -> int:
+    """Run the batch with ``executor``, report it, and return the process exit code.
+
+    Jobs that failed in planning (a missing input) are reported first; then the executor
+    prepares (loads the model), only if some image is to be restored; an error there ends the
     batch in one line before any image is read.
     """
     reporter.start(len(jobs))
-    pipeline.on_tiles = reporter.tiles
-    pipeline.on_notice = reporter.notice
-    planned_failures = [pipeline.read(job) for job in jobs if job.problem is not None]
+    planned_failures = [result for result in map(settled, jobs) if result is not None and result.status == "failed"]
     runnable = [job for job in jobs if job.problem is None]
     for result in planned_failures:
         reporter.result(result)
     try:
         with _sigterm_raises():
-            if prepare is not None and any(not job.skip for job in runnable):
-                prepare()
-            results = planned_failures + run_local(runnable, pipeline, reporter.result)
+            if any(not job.skip for job in runnable):
+                executor.prepare()
+            results = planned_failures + executor.run(runnable, reporter)
     except KeyboardInterrupt:
         return reporter.interrupted(EXIT_INTERRUPTED)
     except Terminated:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -590,9 +591,26 @@ def _encode_tiff(samples: np.ndarray, image: DecodedImage) -> bytes:
     return metadata.tiff_with_entries(buffer.getvalue(), metadata.tiff_entries(image, order))
 
 
+_TEMP_SUFFIX = ".tmp"
+
+
+def _temp_prefix(path: Path) -> str:
+    """Hidden, so that folder scans skip the temp file of a write in progress."""
+    return f".{path.name}."
+
+
+def leftover_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Temp files of writes of ``path`` whose process was killed outright (SIGKILL, a lost
+    node), which no clean-up code ran in. Only a caller that knows those writers are dead
+    may remove them: a live writer's temp file looks the same."""
+    target = Path(path)
+    name = re.compile(re.escape(_temp_prefix(target)) + r"[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))  # mkstemp's names
+    return sorted(p for p in target.parent.glob(".*" + _TEMP_SUFFIX) if name.fullmatch(p.name))
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Temp file in the same folder, fsync, then rename: readers see the old file or the whole new one."""
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=path.parent or ".")
     try:
         with os.fdopen(handle, "wb") as temp:
             temp.write(data)

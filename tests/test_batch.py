@@ -342,7 +342,7 @@ def test_an_interrupt_stops_the_batch_with_130_leaving_only_whole_files(tmp_path
 
     reporter, stdout, stderr = _reporter()
     pipeline = Pipeline(Models(ModelChoice.single("m"), lambda spec: Model("m", 3, restore)))
-    assert executor.execute(jobs, pipeline, reporter) == executor.EXIT_INTERRUPTED
+    assert executor.execute(jobs, executor.LocalExecutor(pipeline), reporter) == executor.EXIT_INTERRUPTED
     written = sorted(path.name for path in (tmp_path / "out").iterdir())
     assert written == ["00.png", "01.png"]  # whole files only: no temp files, nothing half-written
     assert all(read_image(tmp_path / "out" / name).width == 16 for name in written)
@@ -352,7 +352,7 @@ def test_an_interrupt_stops_the_batch_with_130_leaving_only_whole_files(tmp_path
 def test_execute_reports_json_lines_errors_and_exit_code(tmp_path: Path) -> None:
     jobs = _folder_jobs(tmp_path, 2) + [Job((str(tmp_path / "nope.png"),), str(tmp_path / "out" / "nope.png"))]
     reporter, stdout, stderr = _reporter()
-    assert executor.execute(jobs, _pipeline(_invert()), reporter) == executor.EXIT_FAILED
+    assert executor.execute(jobs, executor.LocalExecutor(_pipeline(_invert())), reporter) == executor.EXIT_FAILED
     lines = [__import__("json").loads(line) for line in stdout.getvalue().splitlines()]
     assert [line.get("status") for line in lines[:3]] == ["ok", "ok", "failed"]
     assert lines[0]["size"] == {"width": 16, "height": 8} and lines[0]["model"] == "invert"

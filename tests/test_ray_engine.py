@@ -1,0 +1,239 @@
+"""`--engine ray` against the local engine, on one real Ray cluster shared by the module.
+
+The cluster is started with Ray's own test utility (`ray.cluster_utils.Cluster`: real raylets
+and worker processes on this machine, 2 CPUs on the head node); nodes are added and removed
+for the multi-node test. Workers are killed for real (SIGKILL) and the driver is interrupted
+for real (SIGINT to a `restore` process). Without the `ray` extra these tests skip, except the
+ones about not having it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+import restore_cli
+from restore_cli.images import read_image, write_image
+from tests.cli_assertions import assert_one_line_error
+from tests.test_cli_tasks import RGB_WITHBIAS, Photos, _invoke, _json_lines, _subprocess, one_thread, photos  # noqa: F401
+from tests.test_hardening_cli import _digests, _photo
+
+TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[test]" installs it)')
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.ERROR)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def _restore(*args: str | Path, engine: str = "ray"):
+    return _invoke("run", "--weights", RGB_WITHBIAS, "--engine", engine, *args)
+
+
+def _in_background(*args: str | Path) -> tuple[threading.Thread, list]:
+    """A batch on the Ray engine in a thread of this process, so the test can act during it."""
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(_restore(*args)), daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _wait_for(condition, running) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while running() and not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _has_outputs(out: Path):
+    return lambda: out.is_dir() and any(out.glob("*.png"))
+
+
+def _assert_whole_outputs_only(out: Path, photos: list[Path]) -> None:
+    """Every file below ``out`` is a finished output of the right size: no temp file, nothing cut short."""
+    for path in out.rglob("*"):
+        assert not path.name.startswith("."), f"temp file left behind: {path}"
+    for path in out.iterdir():
+        assert read_image(path).pixels.shape == read_image(photos[0]).pixels.shape
+
+
+def _one_result_per_input(stdout: str, photos: list[Path]) -> dict[str, dict]:
+    lines = _json_lines(stdout)
+    by_input = {line["input"]: line for line in lines[:-1]}
+    assert len(by_input) == len(lines) - 1 == len(photos) and set(by_input) == {str(p) for p in photos}
+    assert lines[-1]["summary"]["total"] == len(photos)
+    return by_input
+
+
+def _photos(folder: Path, count: int, height: int = 96, width: int = 128) -> list[Path]:
+    return [_photo(folder / f"{index:02d}.png", height, width, seed=index) for index in range(count)]
+
+
+# ---------------------------------------------------------------- the same batch, the same bytes
+
+
+def test_ray_writes_the_same_bytes_and_reports_as_local_with_a_damaged_file_failing_alone(
+    cluster, photos: Photos, tmp_path: Path
+) -> None:
+    """One Ray worker thread against one local thread: PyTorch's CPU kernels round differently
+    with another thread count, for either engine (see the README)."""
+    folder = tmp_path / "in"
+    for name, source in [("a.png", photos.colour), ("sub/g.png", photos.gray), ("sub/deeper/d16.png", photos.deep),
+                         ("sub/alpha.png", photos.alpha), ("c.jpg", photos.jpeg), ("d.tif", photos.deep_tiff)]:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(source.read_bytes())
+    (folder / "sub" / "broken.png").write_bytes(photos.colour.read_bytes()[:200])
+
+    runs = {engine: _restore(folder, "-r", "-o", tmp_path / engine, "--json", engine=engine) for engine in ("local", "ray")}
+
+    assert runs["ray"].exit_code == runs["local"].exit_code == 1
+    assert runs["ray"].stderr == runs["local"].stderr  # the one error line, nothing from Ray
+    assert_one_line_error(runs["ray"], 1, str(folder / "sub" / "broken.png"))
+    reports = {}
+    for engine, run in runs.items():
+        lines = _json_lines(run.stdout)
+        reports[engine] = sorted(
+            (json.dumps({**line, "seconds": 0, "output": Path(line["output"]).relative_to(tmp_path / engine).as_posix()})
+             for line in lines[:-1]),
+        )
+        assert lines[-1]["summary"] | {"seconds": 0} == {"total": 7, "ok": 6, "skipped": 0, "failed": 1, "seconds": 0}
+    assert reports["ray"] == reports["local"]
+    written = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*") if p.is_file())
+    assert len(written) == 6
+    assert sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*") if p.is_file()) == written
+    for relative in written:
+        assert (tmp_path / "ray" / relative).read_bytes() == (tmp_path / "local" / relative).read_bytes(), relative
+
+
+# ---------------------------------------------------------------- faults
+
+
+def _busy_workers() -> list[psutil.Process]:
+    """Restore workers in the middle of an image, found by the title Ray gives actor processes
+    while they run a method (`ray::_Worker.process`)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if cmdline and cmdline[0].startswith("ray::_Worker.process"):
+            found.append(process)
+    return found
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(cluster, tmp_path: Path) -> None:
+    photos = _photos(tmp_path / "in", 16)
+    out = tmp_path / "out"
+    thread, outcome = _in_background(tmp_path / "in", "-o", out, "--json", "--workers", "2")
+    _wait_for(_has_outputs(out), running=thread.is_alive)
+    busy = _busy_workers()
+    assert busy, "no worker was restoring an image"
+    busy[0].send_signal(signal.SIGKILL)
+    thread.join(TIMEOUT)
+
+    (result,) = outcome
+    assert result.exit_code == 0, result.output
+    by_input = _one_result_per_input(result.stdout, photos)
+    assert {line["status"] for line in by_input.values()} == {"ok"}
+    assert len(list(out.iterdir())) == len(photos)
+    _assert_whole_outputs_only(out, photos)
+
+
+def test_ctrl_c_exits_130_leaving_whole_files_and_skip_existing_finishes(cluster, tmp_path: Path) -> None:
+    photos = _photos(tmp_path / "in", 16)
+    inputs = _digests(photos)
+    out = tmp_path / "out"
+    process = _subprocess(
+        "run", "--weights", RGB_WITHBIAS, tmp_path / "in", "-o", out, "--engine", "ray", "--ray-address", cluster.address
+    )
+    _wait_for(_has_outputs(out), running=lambda: process.poll() is None)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+
+    assert process.returncode == 130, stderr.decode()
+    assert b"interrupted after" in stderr and b"Traceback" not in stderr
+    _assert_whole_outputs_only(out, photos)
+    finished = _digests(sorted(out.iterdir()))
+    assert 1 <= len(finished) < len(photos)
+
+    resumed = _restore(tmp_path / "in", "-o", out, "--skip-existing", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    statuses = [line["status"] for line in _one_result_per_input(resumed.stdout, photos).values()]
+    assert statuses.count("skipped") == len(finished) and statuses.count("ok") == len(photos) - len(finished)
+    assert _digests(list(finished)) == finished and len(list(out.iterdir())) == len(photos)
+    assert _digests(photos) == inputs
+
+
+def test_a_node_removed_mid_batch_leaves_the_batch_to_the_other_nodes(cluster, tmp_path: Path) -> None:
+    """Three one-CPU workers fill the head (2 CPUs) and a second node (1 CPU), which goes away;
+    its worker's replacement finds no room, so the head's two workers finish the batch."""
+    node = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    photos = _photos(tmp_path / "in", 24)
+    out = tmp_path / "out"
+    thread, outcome = _in_background(tmp_path / "in", "-o", out, "--json", "--workers", "3")
+    _wait_for(lambda: len(_busy_workers()) == 3, running=thread.is_alive)  # the node's worker among them
+    cluster.remove_node(node)
+    thread.join(TIMEOUT)
+
+    (result,) = outcome
+    assert result.exit_code == 0, result.output
+    assert {line["status"] for line in _one_result_per_input(result.stdout, photos).values()} == {"ok"}
+    assert len(list(out.iterdir())) == len(photos)
+    _assert_whole_outputs_only(out, photos)
+
+
+# ---------------------------------------------------------------- options, and Ray kept out of the local path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "2"], "--workers applies to --engine ray only"),
+        (["--engine", "ray", "--device", "cuda"], "--gpus-per-worker"),
+        (["--engine", "ray", "--cpus-per-worker", "0"], "--cpus-per-worker must be more than 0"),
+        (["--engine", "ray", "-o", "-"], "- (stdin/stdout) needs --engine local"),
+    ],
+)
+def test_contradictory_engine_options_are_usage_errors(photos: Photos, args: list[str], message: str) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed")
+    result = _invoke("run", "--weights", RGB_WITHBIAS, photos.colour, *args)
+    assert_one_line_error(result, 2, message)
+
+
+def test_without_ray_the_ray_engine_is_a_usage_error_naming_the_extra(photos: Photos, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where it is not installed
+    monkeypatch.delitem(sys.modules, "restore_cli.ray_executor", raising=False)
+    monkeypatch.delattr(restore_cli, "ray_executor", raising=False)
+    result = _invoke("run", "--weights", RGB_WITHBIAS, photos.colour, "--engine", "ray")
+    assert_one_line_error(result, 2, 'pip install "restore-cli[ray]"')
+
+
+def test_the_package_and_the_local_engine_never_import_ray(photos: Photos, tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from restore_cli.cli import entry_point\n"
+        f"sys.argv = ['restore', 'run', '--weights', {str(RGB_WITHBIAS)!r}, {str(photos.colour)!r}, '-o', {str(tmp_path / 'o.png')!r}]\n"
+        "try:\n"
+        "    entry_point()\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "assert not [name for name in sys.modules if name == 'ray' or name.startswith('ray.')], 'ray was imported'\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT)
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "o.png").is_file()
