@@ -285,13 +285,20 @@ def _cluster_errors_kept_off_stdout(debug: bool) -> Iterator[None]:
 
 
 def _worker_count(options: RayOptions, jobs: int) -> int:
-    if options.workers is not None:
-        return min(options.workers, jobs)
+    """--workers, or as many as the cluster holds; a cluster that cannot hold even one worker is
+    an error now rather than a batch that waits forever for room."""
     resources = ray.cluster_resources()
-    fit = int(resources.get("CPU", 0) // options.cpus_per_worker)
+    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    fit = int(cpus // options.cpus_per_worker)
     if options.gpus_per_worker > 0:
-        fit = min(fit, int(resources.get("GPU", 0) // options.gpus_per_worker))
-    return max(1, min(fit, jobs))
+        fit = min(fit, int(gpus // options.gpus_per_worker))
+    if fit == 0:
+        raise WorkerError(
+            f"the Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs, too few for one worker with "
+            f"--cpus-per-worker {options.cpus_per_worker:g} --gpus-per-worker {options.gpus_per_worker:g}; "
+            "lower them or add nodes"
+        )
+    return min(options.workers if options.workers is not None else fit, jobs)
 
 
 @dataclass

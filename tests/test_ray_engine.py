@@ -197,6 +197,13 @@ def test_a_node_removed_mid_batch_leaves_the_batch_to_the_other_nodes(cluster, t
     _assert_whole_outputs_only(out, photos)
 
 
+def test_workers_the_cluster_cannot_hold_are_one_error_not_a_wait(cluster, tmp_path: Path) -> None:
+    _photo(tmp_path / "in" / "a.png")
+    result = _restore(tmp_path / "in", "-o", tmp_path / "out", "--gpus-per-worker", "1")
+    assert_one_line_error(result, 1, "CPUs and 0 GPUs, too few for one worker", "--gpus-per-worker 1")
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- options, and Ray kept out of the local path
 
 
