@@ -286,6 +286,28 @@ def test_benchmarks_are_recognised_from_the_folder_or_its_parent(tmp_path: Path)
     assert evaluation.benchmark_name(tmp_path / "holiday") is None
 
 
+@pytest.mark.parametrize(
+    ("sigma", "channels", "benchmark", "psnr"),
+    [
+        (25, 3, "CBSD68", 31.79),  # the sigma-25 model: Table 5's non-blind row
+        (30, 3, "CBSD68", None),  # the blind model, at a level the paper did not test
+        (15, 3, "Urban100", 35.13),
+        (50, 1, "BSD68", 26.62),
+        (25, 1, "Set12", 31.08),
+    ],
+)
+def test_denoise_eval_finds_the_papers_score_in_the_shipped_manifest(
+    sigma: float, channels: int, benchmark: str, psnr: float | None
+) -> None:
+    model = cli_eval.default_model(cli_eval.Task.denoise, sigma, channels)
+    assert cli_eval.paper_psnr(model, benchmark, sigma) == psnr
+
+
+def test_the_blind_denoisers_carry_the_papers_blind_rows() -> None:
+    blind = registry.load_manifest()["gaussian_color_denoising_blind"]
+    assert [blind.paper_psnr("McMaster", sigma) for sigma in (15, 25, 50)] == [35.55, 33.31, 30.29]
+
+
 def test_the_paper_value_is_shown_only_for_its_own_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
     entries = dict(registry.load_manifest())
     name = "gaussian_color_denoising_blind"

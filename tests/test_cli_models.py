@@ -36,6 +36,17 @@ def test_list_shows_every_official_model_and_the_licence() -> None:
     assert "32.92 dB (GoPro)" in result.stdout
 
 
+@pytest.mark.usefixtures("hf_home")
+def test_list_shows_a_paper_score_for_every_model() -> None:
+    """Every official checkpoint has a published score (paper_tables.md, Tables 3-5)."""
+    lines = {line.split()[0]: line for line in _run("list").stdout.splitlines()}
+    names = registry.load_manifest()
+    assert all(" dB (" in lines[name] for name in names)
+    assert "34.39 dB (CBSD68 σ=15)" in lines["gaussian_color_denoising_blind"]
+    assert "28.00 dB (Set12 σ=50)" in lines["gaussian_gray_denoising_sigma50"]
+    assert "26.66 dB (DPDD)" in lines["dual_pixel_defocus_deblurring"]
+
+
 def test_list_json_reports_what_is_cached(zoo: Zoo) -> None:
     assert _run("download", PINNED, "-q").exit_code == 0
     listing = json.loads(_run("list", "--json").stdout)
