@@ -142,6 +142,7 @@ class EngineSettings:
     offline: bool | None = None
     download_progress: bool = False
     tlc_window: int | None = None
+    allow_slow_precision: bool = False
 
     def check(self) -> None:
         """Reject bad values before any work, as usage errors, rather than once per image."""
@@ -158,7 +159,7 @@ class EngineSettings:
             raise UsageError(f"--device {self.device}: use auto, cpu, cuda, cuda:N or mps")
         try:
             device = engine.resolve_device(self.device)
-            engine.resolve_precision(self.precision, device)  # type: ignore[arg-type]
+            engine.resolve_precision(self.precision, device, self.allow_slow_precision)  # type: ignore[arg-type]
             if self.max_memory is not None:
                 _check_budget(self.max_memory, device)
         except (ValueError, RuntimeError) as error:
@@ -189,6 +190,7 @@ class EngineSettings:
             overlap=self.overlap,
             max_memory=self.max_memory,
             tlc_window=self.tlc_window,
+            allow_slow_precision=self.allow_slow_precision,
         )
         return Model(str(spec), network.config.in_channels, restorer.restore)  # type: ignore[arg-type]
 

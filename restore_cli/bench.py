@@ -74,6 +74,7 @@ class Spec:
     width: int
     device: str = "cpu"
     precision: str = "auto"
+    allow_slow_precision: bool = False
 
 
 @dataclass
@@ -132,6 +133,7 @@ def run_benchmark(
     device: str = "cpu",
     precision: str = "auto",
     on_pass: PassReport | None = None,
+    allow_slow_precision: bool = False,
 ) -> list[Row]:
     """Alternate official and ours ``repeat`` times per size, so that load from anything
     else running on the machine falls on both alike. Workers inherit the environment:
@@ -142,7 +144,7 @@ def run_benchmark(
         row = Row(size, flops * size.height * size.width)
         for _ in range(repeat):
             for mode in (OFFICIAL, OURS):
-                measured = _measure(Spec(mode, size.height, size.width, device, precision))
+                measured = _measure(Spec(mode, size.height, size.width, device, precision, allow_slow_precision))
                 getattr(row, mode).append(measured)
                 if on_pass is not None:
                     on_pass(size, mode, measured)
@@ -155,14 +157,34 @@ def _measure(spec: Spec) -> Pass:
 
 
 def describe_machine() -> str:
-    """CPU, cores and torch build, so saved results say where they were measured."""
+    """CPU kind, cores and torch build, so saved results say where they were measured."""
     import platform
 
     import torch
 
+    from restore_cli.hardware import cpu_info
+
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {threads} torch threads, "
+    return (f"{cpu_info().describe()}, {os.cpu_count()} CPUs, {threads} torch threads, "
             f"torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def auto_precision(device: str) -> str:
+    """What ``--precision auto`` computes in on ``device``, as an option value."""
+    from restore_cli.engine import PRECISIONS, resolve_device, resolve_precision
+
+    dtype = resolve_precision("auto", resolve_device(device))
+    return next(name for name, candidate in PRECISIONS.items() if candidate == dtype)
+
+
+def native_precisions(device: str) -> tuple[str, ...]:
+    """The precisions worth measuring on ``device``: fp32 and the half precisions it runs natively."""
+    from restore_cli.engine import PRECISIONS, resolve_device
+    from restore_cli.hardware import slow_precision_reason
+
+    resolved = resolve_device(device)
+    halves = ("bf16", "fp16") if resolved.type == "cuda" else ("bf16",)
+    return ("fp32",) + tuple(name for name in halves if slow_precision_reason(PRECISIONS[name], resolved) is None)
 
 
 def _worker(arguments: list[str]) -> dict[str, Any]:
@@ -218,7 +240,9 @@ class EndToEnd:
         return statistics.median(self.official_seconds) / statistics.median(self.ours_seconds)
 
 
-def measure_end_to_end(size: Size, repeat: int, precision: str = "auto", device: str = "cpu") -> EndToEnd:
+def measure_end_to_end(
+    size: Size, repeat: int, precision: str = "auto", device: str = "cpu", allow_slow_precision: bool = False
+) -> EndToEnd:
     """The issue's headline: a photo through the CLI, against the official procedure."""
     import torch
     from PIL import Image
@@ -232,6 +256,7 @@ def measure_end_to_end(size: Size, repeat: int, precision: str = "auto", device:
         official, ours = work / "official.png", work / "ours.png"
         ours_command = [sys.executable, "-m", "restore_cli", "run", "--weights", str(weights), str(photo),
                         "-o", str(ours), "--overwrite", "--quiet", "--precision", precision, "--device", device]
+        ours_command += ["--allow-slow-precision"] if allow_slow_precision else []
         official_command = [sys.executable, "-m", "restore_cli.bench", "official-file",
                             json.dumps({"weights": str(weights), "photo": str(photo), "out": str(official), "device": device})]
         timings: dict[str, list[float]] = {OFFICIAL: [], OURS: []}
@@ -303,7 +328,8 @@ def _restorer_for(spec: Spec) -> Restorer:
     model = _full_model(channels_last=spec.mode == OURS)
     if spec.mode == OFFICIAL:
         return _official_restorer(model, spec.device, spec.height, spec.width)
-    return Restorer(model, device=spec.device, precision=spec.precision)  # type: ignore[arg-type]
+    return Restorer(model, device=spec.device, precision=spec.precision,  # type: ignore[arg-type]
+                    allow_slow_precision=spec.allow_slow_precision)
 
 
 def _run_pass(spec: Spec) -> dict[str, Any]:

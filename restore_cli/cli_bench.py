@@ -28,38 +28,38 @@ def bench_command(
     repeat: int = typer.Option(2, "--repeat", min=1, help="Passes per size and procedure, alternated; the median is reported."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     precision: str = typer.Option("auto", "--precision", help="Our precision: auto, fp32, bf16, fp16 (CUDA). The baseline is always fp32."),
+    allow_slow_precision: bool = typer.Option(False, "--allow-slow-precision", help="Measure bf16/fp16 even where this hardware emulates it (very slow)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per pass (default: torch's choice)."),
     end_to_end: Optional[str] = typer.Option(None, "--end-to-end", metavar="SIZE", help="Also time `restore run` on a photo of SIZE against the official script, model load included."),
-    fidelity: bool = typer.Option(True, "--fidelity/--no-fidelity", help="Compare our fp32 and bf16 outputs with the official fp32 output on a real photo."),
+    fidelity: bool = typer.Option(True, "--fidelity/--no-fidelity", help="Compare our outputs in fp32 and each half precision native here with the official fp32 output on a real photo."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON object on stdout."),
 ) -> None:
     """Time the full-size network (random weights) with our defaults against the official
     procedure (fp32, NCHW, whole image or uniform tiles), side by side, each pass in a fresh process."""
+    from restore_cli.engine import resolve_device, resolve_precision
+
     try:
         parsed = [bench.parse_size(size) for size in sizes]
         e2e_size = bench.parse_size(end_to_end) if end_to_end else None
+        resolve_precision(precision, resolve_device(device), allow_slow_precision)  # type: ignore[arg-type]
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # read by every worker's torch at start-up
     console = Console(stderr=as_json)
-    rows = bench.run_benchmark(parsed, repeat, device, precision, on_pass=_progress(console))
-    e2e = bench.measure_end_to_end(e2e_size, repeat, precision, device) if e2e_size else None
-    matches = bench.measure_fidelity(device=device, precisions=_fidelity_modes(device)) if fidelity else []
+    console.print(f"[dim]{bench.describe_machine()}; --precision auto is {bench.auto_precision(device)} here[/dim]")
+    rows = bench.run_benchmark(parsed, repeat, device, precision, _progress(console), allow_slow_precision)
+    e2e = bench.measure_end_to_end(e2e_size, repeat, precision, device, allow_slow_precision) if e2e_size else None
+    matches = bench.measure_fidelity(device=device, precisions=bench.native_precisions(device)) if fidelity else []
     if as_json:
         sys.stdout.write(json.dumps(_as_json(rows, e2e, matches, device, precision, threads)) + "\n")
         return
-    console.print(f"[dim]{bench.describe_machine()}[/dim]")
     console.print(_speed_table(rows, device, precision))
     if e2e is not None:
         console.print(_end_to_end_table(e2e))
     if matches:
         console.print(_fidelity_table(matches))
-
-
-def _fidelity_modes(device: str) -> tuple[str, ...]:
-    return ("fp32", "bf16", "fp16") if device.startswith("cuda") else ("fp32", "bf16")
 
 
 def _progress(console: Console) -> bench.PassReport:
@@ -119,6 +119,7 @@ def _as_json(rows: list[bench.Row], e2e: Optional[bench.EndToEnd], matches: list
     return {
         "machine": bench.describe_machine(),
         "device": device,
+        "auto_precision": bench.auto_precision(device),
         "precision": precision,
         "threads": threads,
         "flops_per_pixel": rows[0].flops / rows[0].size.height / rows[0].size.width if rows else None,

@@ -103,17 +103,20 @@ def _check_model(model: str | None, weights: Path | None) -> None:
 
 
 def engine_options(
-    device: str, precision: str, tile: str, overlap: int, max_memory: str | None, tlc: bool = False, tlc_window: int | None = None
+    device: str, precision: str, tile: str, overlap: int, max_memory: str | None, tlc: bool = False,
+    tlc_window: int | None = None, allow_slow_precision: bool = False
 ) -> dict[str, Any]:
     """Check the engine options before any checkpoint is loaded (or downloaded), exactly as
     the task commands do."""
     from restore_cli.batch import EngineSettings, parse_tile, parse_tlc
 
-    settings = EngineSettings(device, precision, parse_tile(tile), overlap, max_memory, tlc_window=parse_tlc(tlc, tlc_window))
+    settings = EngineSettings(device, precision, parse_tile(tile), overlap, max_memory, tlc_window=parse_tlc(tlc, tlc_window),
+                              allow_slow_precision=allow_slow_precision)
     settings.check()
     return {
         "device": settings.device,
         "precision": settings.precision,
+        "allow_slow_precision": settings.allow_slow_precision,
         "tile": settings.tile,
         "overlap": settings.overlap,
         "max_memory": settings.max_memory,
@@ -163,6 +166,7 @@ def eval_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List every image, not only the mean."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16: see what it costs in dB."),
+    allow_slow_precision: bool = typer.Option(False, "--allow-slow-precision", help="Run bf16/fp16 even where this hardware emulates it."),
     tile: str = typer.Option("auto", "--tile", help="auto, 0 (whole image) or a tile side in pixels."),
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in pixels."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Memory budget, e.g. 4GB."),
@@ -182,7 +186,7 @@ def eval_command(
             _refuse(f"--task {task.value}", {"PRED/GT": paths or None})
             _check_model(model, weights)
             chosen = {"model": model, "weights": weights}
-            chosen["engine"] = engine_options(device, precision, tile, overlap, max_memory, tlc, tlc_window)
+            chosen["engine"] = engine_options(device, precision, tile, overlap, max_memory, tlc, tlc_window, allow_slow_precision)
             if task is Task.denoise:
                 _refuse("--task denoise", {"--input": rainy, "--target": target})
                 request = denoise_request(sigma, dataset, scoring, **chosen)

@@ -95,6 +95,7 @@ class TaskOptions:
     max_memory: Optional[str]
     device: str
     precision: str
+    allow_slow_precision: bool
     recursive: bool
     overwrite: bool
     skip_existing: bool
@@ -131,7 +132,8 @@ COMMON = [
     _param("overlap", int, typer.Option(32, "--overlap", min=0, help="Overlap between tiles, in pixels.")),
     _param("max_memory", Optional[str], typer.Option(None, "--max-memory", metavar="SIZE", help="Memory budget such as 2GB (default: a safe share of free memory).")),
     _param("device", str, typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")),
-    _param("precision", str, typer.Option("auto", "--precision", help="auto (fp32), fp32, bf16, or fp16 (CUDA only).")),
+    _param("precision", str, typer.Option("auto", "--precision", help="auto (fp32), fp32, bf16 (CPUs with native bf16, Ampere+ GPUs), or fp16 (CUDA only).")),
+    _param("allow_slow_precision", bool, typer.Option(False, "--allow-slow-precision", help="Run --precision bf16/fp16 even where this hardware emulates it (many times slower than fp32).")),
     _param("tlc", bool, typer.Option(False, "--tlc", help="Test-time local statistics (TLC, Chu et al. 2022): attention over windows of about the training size instead of the whole image. Off by default.")),
     _param("tlc_window", Optional[int], typer.Option(None, "--tlc-window", metavar="N", help="TLC's window side in pixels (default 384); implies --tlc.")),
     _param("recursive", bool, typer.Option(False, "--recursive", "-r", help="Include subfolders, mirroring the tree under -o.")),
@@ -336,6 +338,7 @@ def _settings(options: TaskOptions) -> batch.EngineSettings:
         overlap=options.overlap,
         max_memory=options.max_memory,
         tlc_window=batch.parse_tlc(options.tlc, options.tlc_window),
+        allow_slow_precision=options.allow_slow_precision,
         offline=True if options.offline else None,
         download_progress=_watched(options),
     )

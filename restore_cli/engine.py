@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from restore_cli.hardware import CpuInfo, slow_precision_reason
 from restore_cli.tiling import Blend, TilePlan, padded_length, plan_tiles
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ BUDGET_FRACTION = 0.7
 rest of the system and for allocator slack the model does not capture."""
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class SlowPrecisionError(ValueError):
+    """The precision asked for would be emulated (or crawl) on this hardware."""
 
 
 class MemoryBudgetError(Exception):
@@ -94,18 +99,30 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:
-    """``auto`` is fp32 everywhere. On the CPU the default fp32 path already runs the
-    official procedure's work about 2.3x faster at 512x512 while matching it to float
-    rounding (at most 1 level in 8-bit); bf16 roughly doubles that again but moves outputs
-    by a few levels (about 52 dB with random weights; unmeasured with trained ones), so it
-    stays opt-in. fp16/bf16 speed on GPUs is unmeasured. See benchmarks/README.md."""
+def resolve_precision(
+    precision: Precision, device: torch.device, allow_slow: bool = False, cpu: CpuInfo | None = None
+) -> torch.dtype:
+    """The dtype to compute in; a half precision this hardware would emulate is refused
+    (:class:`SlowPrecisionError`) unless ``allow_slow``. ``cpu`` replaces this machine's CPU
+    (for tests).
+
+    ``auto`` is fp32 everywhere. On the CPU the default fp32 path already runs the official
+    procedure's work about 2.3x faster at 512x512 while matching it to float rounding (at
+    most 1 level in 8-bit); bf16 roughly doubles that again where it is native but moves
+    outputs by a few levels (about 52 dB with random weights), and on CPUs without native
+    bf16 it is 15-90x slower. fp16/bf16 speed on GPUs is unmeasured. See benchmarks/README.md."""
     if precision == "auto":
         return torch.float32
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 needs a CUDA device; use --precision bf16 or fp32 on the CPU")
+        raise ValueError("fp16 needs a CUDA device; use --precision fp32 on the CPU")
+    reason = slow_precision_reason(PRECISIONS[precision], device, cpu)
+    if reason is not None and not allow_slow:
+        raise SlowPrecisionError(
+            f"--precision {precision}: {reason}; use --precision fp32 (or auto), "
+            "or add --allow-slow-precision to run it anyway"
+        )
     return PRECISIONS[precision]
 
 
@@ -230,6 +247,7 @@ class Restorer:
     ``tune_process`` switches on process-wide speed settings (see :func:`_tune_process`);
     benchmarks turn it off to reproduce the official procedure. The model runs in its
     channels-last formulation unless ``model.channels_last`` was turned off.
+    ``allow_slow_precision`` accepts a half precision this hardware would emulate.
 
     ``tlc_window``: TLC (Chu et al., ECCV 2022): attention statistics over windows of this
     many pixels instead of the whole image (384 is the published choice); ``None``, the
@@ -249,9 +267,10 @@ class Restorer:
         blend: Blend = "smooth",
         tune_process: bool = True,
         tlc_window: int | None = None,
+        allow_slow_precision: bool = False,
     ) -> None:
         self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
+        self.dtype = resolve_precision(precision, self.device, allow_slow_precision)
         model.tlc_window = tlc_window
         self.tlc_window = tlc_window
         self.model = model.eval().to(self.device)

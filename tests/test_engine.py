@@ -22,6 +22,7 @@ from restore_cli.engine import (
 )
 from restore_cli.metrics import psnr
 from restore_cli.restormer import Restormer, RestormerConfig
+from tests.hardware_marks import needs_native_bf16
 
 DATA = Path(__file__).parent / "data"
 TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
@@ -164,6 +165,7 @@ def test_smooth_blending_beats_uniform_averaging_on_a_real_photo(golden_model, p
 # -- precision -----------------------------------------------------------------------
 
 
+@needs_native_bf16
 @pytest.mark.parametrize("value", [float("inf"), float("nan")])
 def test_non_finite_half_precision_tile_is_recomputed_in_fp32(golden_model, photo, value):
     def spoil_first_tile(_, output):
@@ -180,6 +182,7 @@ def test_non_finite_half_precision_tile_is_recomputed_in_fp32(golden_model, phot
     assert psnr(restored, fp32, 1.0) > 30.0
 
 
+@needs_native_bf16
 def test_bf16_runs_in_reduced_precision_close_to_fp32(golden_model, photo):
     fp32 = Restorer(golden_model, device="cpu", precision="fp32", tile=0).restore(photo)
     bf16 = Restorer(golden_model, device="cpu", precision="bf16", tile=0).restore(photo)

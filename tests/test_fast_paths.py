@@ -23,6 +23,7 @@ from restore_cli.engine import Restorer
 from restore_cli.metrics import psnr
 from restore_cli.restormer import Restormer, RestormerConfig
 from tests.golden import config_from_official, golden_cases
+from tests.hardware_marks import needs_native_bf16
 
 GOLDEN_TOLERANCE = 1e-5
 BF16_MIN_PSNR = 40.0
@@ -107,6 +108,7 @@ def test_unaligned_numpy_input_gives_the_same_output_as_a_torch_copy() -> None:
     assert torch.equal(_run(model, from_numpy, True), _run(model, from_numpy.clone(), True))
 
 
+@needs_native_bf16
 def test_bf16_stays_within_its_stated_psnr_of_fp32_on_a_real_photo(photo) -> None:
     torch.manual_seed(0)
     model = Restormer(VARIANTS["withbias"]).eval()
