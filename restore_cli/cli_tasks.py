@@ -87,7 +87,7 @@ LICENCE_NOTE = "The official weights are for non-commercial use (Academic Public
 class TaskOptions:
     """Every option a task command accepts, as parsed by Typer."""
 
-    inputs: List[str]
+    inputs: Optional[List[str]]
     output: Optional[str]
     weights: Optional[Path]
     tile: str
@@ -100,6 +100,8 @@ class TaskOptions:
     overwrite: bool
     skip_existing: bool
     suffix: Optional[str]
+    files_from: Optional[str]
+    null: bool
     format: Optional[str]
     quality: int
     max_pixels: Optional[int]
@@ -124,7 +126,7 @@ def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
 
 
 COMMON = [
-    _param("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Image files, folders, glob patterns, or - for stdin.", show_default=False)),
+    _param("inputs", Optional[List[str]], typer.Argument(None, metavar="INPUT...", help="Image files, folders, glob patterns, or - for stdin.", show_default=False)),
     _param("output", Optional[str], typer.Option(None, "-o", "--output", metavar="OUT", help="Output file, folder, or - for stdout. Default: next to each input as <stem>_<task>.<ext>.")),
     _param("model", Optional[str], typer.Option(None, "--model", help="Zoo model name instead of the task's default (see `restore models list`).")),
     _param("weights", Optional[Path], typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file (.pth/.safetensors) instead of a zoo model.")),
@@ -140,6 +142,8 @@ COMMON = [
     _param("overwrite", bool, typer.Option(False, "--overwrite", help="Replace outputs that already exist (never an input).")),
     _param("skip_existing", bool, typer.Option(False, "--skip-existing", help="Keep outputs that already exist: resume a big batch.")),
     _param("suffix", Optional[str], typer.Option(None, "--suffix", help="Text added to each output's name (default: _<task> next to the input, none in an -o folder).")),
+    _param("files_from", Optional[str], typer.Option(None, "--files-from", metavar="FILE", help="Also restore the files named in FILE (- for stdin), one per line, in one process: find ... | restore denoise --files-from - -o out/.")),
+    _param("null", bool, typer.Option(False, "-0", "--null", help="--files-from names are NUL-separated (find -print0): names may contain newlines.")),
     _param("format", Optional[Literal["png", "jpg", "tif", "webp", "bmp"]], typer.Option(None, "--format", help="Output format (default: the input's; PNG for stdout).")),
     _param("quality", int, typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality.")),
     _param("max_pixels", Optional[int], typer.Option(None, "--max-pixels", min=1, metavar="N", help=f"Refuse images larger than N pixels (width x height) before decoding them; raise it for trusted huge files. Default: {MAX_PIXELS:,}.")),
@@ -213,7 +217,8 @@ def _run(task: Task, options: TaskOptions) -> int:
     ray_options = _ray_options(options, settings)
     if ray_options is None:
         settings.check()
-    jobs = planning.plan_jobs(options.inputs, _naming(task, options), views=2 if options.dual_pixel else 1)
+    listed = _listed_names(options)
+    jobs = planning.plan_jobs(options.inputs or [], _naming(task, options), views=2 if options.dual_pixel else 1, listed=listed)
     if ray_options is None:
         runner: executor.Executor = _local_executor(options, settings, choice)
     else:
@@ -288,6 +293,23 @@ def _ray_executor(
     return ray_executor.RayExecutor.for_batch(
         ray_options, settings, choice, format=options.format, quality=options.quality, max_pixels=options.max_pixels
     )
+
+
+def _listed_names(options: TaskOptions) -> list[str]:
+    """The names --files-from lists, read before anything else happens."""
+    if options.files_from is None:
+        if options.null:
+            raise planning.UsageError("-0/--null describes a --files-from list; give --files-from FILE or drop -0")
+        return []
+    if options.files_from == planning.STDIO:
+        if planning.STDIO in (options.inputs or []):
+            raise planning.UsageError("--files-from - reads names from stdin, so - cannot also be an image input")
+        return planning.read_name_list(sys.stdin.buffer, options.null)
+    try:
+        with open(options.files_from, "rb") as names:
+            return planning.read_name_list(names, options.null)
+    except OSError as error:
+        raise planning.UsageError(f"--files-from {options.files_from}: {error.strerror or error}") from None
 
 
 def model_choice(task: Task, options: TaskOptions) -> batch.ModelChoice:

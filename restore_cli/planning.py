@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from restore_cli.images import ImageError, is_image_name, output_format
 
@@ -84,17 +84,33 @@ class _Found:
         return str(self.path) == STDIO
 
 
-def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1) -> list[Job]:
+def read_name_list(stream: BinaryIO, null_separated: bool = False) -> list[str]:
+    """File names from a list such as ``find`` prints: one per line, or NUL-separated
+    (``find -print0``), which is the only way to pass names containing newlines. Names are
+    taken literally (no globbing; ``-`` is a file called "-"); bytes that are not UTF-8
+    survive as the OS's file-name encoding does; empty entries are skipped."""
+    separator = b"\0" if null_separated else b"\n"
+    names = [os.fsdecode(entry) for entry in stream.read().split(separator) if entry]
+    return [os.path.abspath(name) if name == STDIO else name for name in names]
+
+
+def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1, listed: Sequence[str] = ()) -> list[Job]:
     """Expand the command's inputs and decide every output; UsageError if the command is unsafe.
 
     ``views=2`` takes the arguments as LEFT RIGHT pairs of dual-pixel views, named after LEFT.
+    ``listed`` names (from ``--files-from``) are inputs too, taken as they are: never glob
+    patterns. With ``naming.recursive``, a relative listed name keeps its folders below -o.
     """
-    if not arguments:
-        raise UsageError("no inputs given; pass image files, folders, globs or - for stdin")
-    found = _grouped(arguments, views) if views > 1 else _expanded(arguments, naming)
-    if any(item.is_stdin for item in found) and len(arguments) > 1:
+    if not arguments and not listed:
+        raise UsageError("no inputs given; pass image files, folders, globs or - for stdin, or --files-from FILE")
+    everything = [*arguments, *listed]
+    if views > 1:
+        found = _grouped(everything, views)
+    else:
+        found = _expanded(arguments, naming) + [_listed(name, naming) for name in listed]
+    if any(item.is_stdin for item in found) and len(everything) > 1:
         raise UsageError("- (stdin) must be the only input; run the other inputs separately")
-    destination = _destination_rule(naming, found, arguments)
+    destination = _destination_rule(naming, found, everything)
     planned = _drop_earlier_outputs([(item, destination(item)) for item in found])
     _refuse_files_as_folders(planned)
     _refuse_collisions(planned)
@@ -128,6 +144,12 @@ def _is_glob(argument: str) -> bool:
 def _expanded(arguments: Sequence[str], naming: Naming) -> list[_Found]:
     avoid = Path(naming.output).resolve() if naming.output not in (None, STDIO) else None
     return [item for argument in arguments for item in _expand(argument, naming.recursive, avoid)]
+
+
+def _listed(name: str, naming: Naming) -> _Found:
+    path = Path(name)
+    keeps_folders = naming.recursive and not path.is_absolute() and ".." not in path.parts
+    return _Found((path,), path if keeps_folders else Path(path.name))
 
 
 def _expand(argument: str, recursive: bool, avoid: Path | None) -> list[_Found]:
