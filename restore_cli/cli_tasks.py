@@ -212,12 +212,14 @@ def run_task(task: Task, options: TaskOptions) -> None:
 
 
 def _run(task: Task, options: TaskOptions) -> int:
+    listed = _listed_names(options)
+    if not options.inputs and not listed:
+        raise planning.UsageError(f"Missing argument 'INPUT...' or --files-from FILE (see `restore {task.name} --help`)")
     choice = model_choice(task, options)
     settings = _settings(options)
     ray_options = _ray_options(options, settings)
     if ray_options is None:
         settings.check()
-    listed = _listed_names(options)
     jobs = planning.plan_jobs(options.inputs or [], _naming(task, options), views=2 if options.dual_pixel else 1, listed=listed)
     if ray_options is None:
         runner: executor.Executor = _local_executor(options, settings, choice)
