@@ -299,8 +299,8 @@ def test_benchmarks_are_recognised_from_the_folder_or_its_parent(tmp_path: Path)
 def test_denoise_eval_finds_the_papers_score_in_the_shipped_manifest(
     sigma: float, channels: int, benchmark: str, psnr: float | None
 ) -> None:
-    model = cli_eval.default_model(cli_eval.Task.denoise, sigma, channels)
-    assert cli_eval.paper_psnr(model, benchmark, sigma) == psnr
+    model = evaluation.default_model(evaluation.Task.denoise, sigma, channels)
+    assert evaluation.paper_psnr(model, benchmark, sigma) == psnr
 
 
 def test_the_blind_denoisers_carry_the_papers_blind_rows() -> None:
