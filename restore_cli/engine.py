@@ -5,8 +5,10 @@ averages tiles uniformly (and leaves seams). ``Restorer`` pads to the network's 
 8, runs the whole image when it fits and otherwise streams overlapping tiles, blended with
 smooth windows from :mod:`restore_cli.tiling`, into one preallocated output buffer.
 
-Tile size comes from a memory model measured with ``benchmarks/memory_per_pixel.py``:
-peak activation bytes grow linearly with the pixels in a forward pass.
+Tile size comes from a memory model measured with ``benchmarks/memory_per_pixel.py``
+(peak activation bytes grow linearly with the pixels in a forward pass) and, on the CPU,
+from a speed curve measured with ``benchmarks/tile_speed.py`` (seconds per pixel against
+the pass size).
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ SIZE_MULTIPLE = 8
 MIN_AUTO_TILE = 64
 """Smaller tiles see too little context for Restormer's channel attention to be useful."""
 MAX_AUTO_BATCH = 8
-BUDGET_FRACTION = 0.7
-"""Share of available RAM / free VRAM that ``max_memory=None`` allows: leaves room for the
-rest of the system and for allocator slack the model does not capture."""
+BUDGET_FRACTION = {"cpu": 0.5, "cuda": 0.7}
+"""Share of available RAM / free VRAM that ``max_memory=None`` allows. Half of what is free
+on the CPU, because that RAM belongs to the user's other programs too (a browser, the photo
+editor the image came from); on a GPU, room for allocator slack the model does not capture."""
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -153,9 +156,9 @@ def default_memory_budget(device: torch.device) -> int:
     on top of what the process already holds."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return torch.cuda.memory_allocated(device) + int(free * BUDGET_FRACTION)
+        return torch.cuda.memory_allocated(device) + int(free * BUDGET_FRACTION["cuda"])
     held = psutil.Process().memory_info().rss
-    return held + int(psutil.virtual_memory().available * BUDGET_FRACTION)
+    return held + int(psutil.virtual_memory().available * BUDGET_FRACTION["cpu"])
 
 
 def smallest_budget(device: torch.device) -> int:
@@ -238,7 +241,8 @@ def _pad_axis(image: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
 class Restorer:
     """Restores images of any size with one model, loaded once and reused.
 
-    ``tile``: ``"auto"`` (largest tile that fits ``max_memory``; the whole image if it
+    ``tile``: ``"auto"`` (see :func:`choose_tile`: on the CPU the fastest measured tile
+    within ``max_memory``, the whole image when it is small; elsewhere the largest tile that
     fits), ``0`` or ``None`` (always the whole image), or a side length in pixels.
     ``max_memory``: bytes or a string like ``"2GB"``; the whole process on the CPU, the GPU
     memory on CUDA. ``blend="uniform"`` reproduces the official demo's averaging, for
@@ -384,6 +388,7 @@ class Restorer:
         return choose_tile(
             self._available_bytes(height, width), MEMORY_MODELS[self.dtype], self.config.dim,
             height, width, batch=self._batch_floor(),
+            speed=CPU_TILE_SPEED if self.device.type == "cpu" else None, overlap=self.overlap,
         )
 
     def _available_bytes(self, height: int, width: int) -> int:
@@ -415,12 +420,60 @@ class Restorer:
         return max(1, min(MAX_AUTO_BATCH, fits, len(plan)))
 
 
+@dataclass(frozen=True)
+class TileSpeed:
+    """Measured seconds per megapixel of one forward pass against its size: ``points`` are
+    (side, s/Mpix) of side x side passes, by increasing side."""
+
+    points: tuple[tuple[int, float], ...]
+
+    @property
+    def sides(self) -> tuple[int, ...]:
+        return tuple(side for side, _ in self.points)
+
+    def seconds_per_mpix(self, pixels: int) -> float | None:
+        """Linear in the side between measured points, flat below the smallest; ``None``
+        above the largest, where nothing was measured (the cost per pixel grows there)."""
+        side = math.sqrt(pixels)
+        if side > self.points[-1][0]:
+            return None
+        upper = next(index for index, (measured, _) in enumerate(self.points) if measured >= side)
+        if upper == 0:
+            return self.points[0][1]
+        (low_side, low_cost), (high_side, high_cost) = self.points[upper - 1], self.points[upper]
+        return low_cost + (high_cost - low_cost) * (side - low_side) / (high_side - low_side)
+
+    def plan_seconds(self, plan: TilePlan) -> float | None:
+        """Estimated time of every pass of ``plan``, overlaps computed twice as they are."""
+        pixels = plan.tile_height * plan.tile_width
+        rate = self.seconds_per_mpix(pixels)
+        return None if rate is None else len(plan) * pixels * rate / 1e6
+
+
+CPU_TILE_SPEED = TileSpeed(((128, 1.0), (256, 1.0), (384, 1.0), (512, 1.0), (768, 1.0)))
+
+
 def choose_tile(
-    available: int, memory: MemoryModel, dim: int, height: int, width: int, batch: int = 1
+    available: int, memory: MemoryModel, dim: int, height: int, width: int, batch: int = 1,
+    speed: TileSpeed | None = None, overlap: int = 0,
 ) -> int | None:
-    """Largest square tile (a multiple of 8) whose forward pass of ``batch`` tiles fits in
-    ``available`` bytes; ``None`` when the whole padded image fits in one pass."""
+    """The tile side (a multiple of 8) for ``tile="auto"``; ``None`` for the whole image.
+
+    With ``speed`` (on the CPU, where large passes cost more per pixel): the fastest of the
+    whole image and the measured sides whose pass of ``batch`` tiles fits in ``available``
+    bytes, by the estimated time of each plan, overlaps included; on a tie the whole
+    image, then the larger tile (fewer passes) wins. Without it, or when no measured side fits: the largest square tile that fits,
+    and the whole image whenever it fits."""
     pixels = memory.max_pixels(dim, available) // batch
+    if speed is not None:
+        timed = []
+        for tile in (None, *speed.sides):
+            plan = plan_tiles(height, width, tile, overlap)
+            seconds = speed.plan_seconds(plan)
+            if seconds is not None and plan.tile_height * plan.tile_width <= pixels:
+                timed.append((seconds, tile))
+        if timed:
+            return min(timed, key=lambda entry: (entry[0], entry[1] is not None, -(entry[1] or 0)))[1]
     if padded_length(height) * padded_length(width) <= pixels:
         return None
     tile = math.isqrt(pixels) // SIZE_MULTIPLE * SIZE_MULTIPLE

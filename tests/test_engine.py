@@ -229,7 +229,7 @@ def test_auto_tile_shrinks_with_the_budget(tiny_model):
         plan, _ = Restorer(tiny_model, device="cpu", max_memory=budget).plan(3000, 4000)
         return plan.tile_height, len(plan)
 
-    assert tile_for("1TB") == (3000, 1)
+    assert tile_for("1TB")[1] > 1  # tiled for speed even with memory to spare: see test_auto_tile.py
     small_tile, small_count = tile_for(f"{_rss() + 600 * 2**20}")
     large_tile, large_count = tile_for(f"{_rss() + 2000 * 2**20}")
     assert 64 <= small_tile < large_tile < 3000
