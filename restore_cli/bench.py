@@ -153,7 +153,12 @@ def run_benchmark(
 
 
 def _measure(spec: Spec) -> Pass:
-    return Pass(**_worker(["pass", json.dumps(asdict(spec))]))
+    """Our passes run in the process the CLI would give them: with malloc's huge pages
+    where the launcher switches them on (see :mod:`restore_cli.launch`)."""
+    from restore_cli.launch import this_machine_huge_page_environment
+
+    environment = this_machine_huge_page_environment() if spec.mode == OURS else None
+    return Pass(**_worker(["pass", json.dumps(asdict(spec))], environment))
 
 
 def describe_machine() -> str:
@@ -187,9 +192,10 @@ def native_precisions(device: str) -> tuple[str, ...]:
     return ("fp32",) + tuple(name for name in halves if slow_precision_reason(PRECISIONS[name], resolved) is None)
 
 
-def _worker(arguments: list[str]) -> dict[str, Any]:
+def _worker(arguments: list[str], environment: dict[str, str] | None = None) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "restore_cli.bench", *arguments], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "restore_cli.bench", *arguments], capture_output=True, text=True, check=False,
+        env=environment,
     )
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker failed:\n{done.stderr.strip()}")
@@ -228,16 +234,25 @@ def measure_fidelity(photo: Path = PHOTO, device: str = "cpu", precisions: Seque
 @dataclass
 class EndToEnd:
     """``restore run`` on a file against the official procedure on the same file, each a
-    whole process from interpreter start to the written PNG (model load included)."""
+    whole process from interpreter start to the written PNG (model load included).
+
+    Wall-clock and CPU seconds (user + system, all threads) of each process: on a machine
+    shared with other work the wall clock also measures the neighbours, while with one
+    thread the CPU time is what the process itself cost."""
 
     size: Size
     official_seconds: list[float]
     ours_seconds: list[float]
     psnr_db: float
     max_abs_diff: int
+    official_cpu_seconds: list[float] = field(default_factory=list)
+    ours_cpu_seconds: list[float] = field(default_factory=list)
 
     def speedup(self) -> float:
         return statistics.median(self.official_seconds) / statistics.median(self.ours_seconds)
+
+    def cpu_speedup(self) -> float:
+        return statistics.median(self.official_cpu_seconds) / statistics.median(self.ours_cpu_seconds)
 
 
 def measure_end_to_end(
@@ -259,20 +274,28 @@ def measure_end_to_end(
         ours_command += ["--allow-slow-precision"] if allow_slow_precision else []
         official_command = [sys.executable, "-m", "restore_cli.bench", "official-file",
                             json.dumps({"weights": str(weights), "photo": str(photo), "out": str(official), "device": device})]
-        timings: dict[str, list[float]] = {OFFICIAL: [], OURS: []}
+        timings: dict[str, list[tuple[float, float]]] = {OFFICIAL: [], OURS: []}
         for _ in range(repeat):
-            timings[OFFICIAL].append(_timed(official_command))
-            timings[OURS].append(_timed(ours_command))
+            timings[OFFICIAL].append(timed(official_command))
+            timings[OURS].append(timed(ours_command))
         diff, psnr_db = compare_8bit(_read_8bit(ours), _read_8bit(official))
-    return EndToEnd(size, timings[OFFICIAL], timings[OURS], psnr_db, diff)
+    return EndToEnd(size, [wall for wall, _ in timings[OFFICIAL]], [wall for wall, _ in timings[OURS]], psnr_db, diff,
+                    [cpu for _, cpu in timings[OFFICIAL]], [cpu for _, cpu in timings[OURS]])
 
 
-def _timed(command: list[str]) -> float:
+def timed(command: list[str], stdin: str | None = None) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system, all threads) of one child process."""
+    before = _children_cpu_seconds()
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])} failed:\n{done.stderr.strip()}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _children_cpu_seconds() - before
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def compare_8bit(ours: np.ndarray, reference: np.ndarray) -> tuple[int, float]:

@@ -94,9 +94,11 @@ def _pair(figures: dict, key: str, form: str) -> str:
 
 def _end_to_end_table(e2e: bench.EndToEnd) -> Table:
     table = Table(title=f"{e2e.size.label} photo, whole process incl. model load")
-    for column in ("official s", "restore run s", "speed-up", "PSNR vs official (8-bit)", "max |diff| (levels)"):
+    for column in ("official s", "restore run s", "speed-up", "CPU s official | ours", "speed-up (CPU)",
+                   "PSNR vs official (8-bit)", "max |diff| (levels)"):
         table.add_column(column, justify="right")
     table.add_row(_seconds(e2e.official_seconds), _seconds(e2e.ours_seconds), f"{e2e.speedup():.2f}x",
+                  f"{_seconds(e2e.official_cpu_seconds)} | {_seconds(e2e.ours_cpu_seconds)}", f"{e2e.cpu_speedup():.2f}x",
                   f"{e2e.psnr_db:.2f} dB", str(e2e.max_abs_diff))
     return table
 
@@ -127,6 +129,8 @@ def _as_json(rows: list[bench.Row], e2e: Optional[bench.EndToEnd], matches: list
         "end_to_end": None if e2e is None else {
             "size": e2e.size.label, "official_seconds": e2e.official_seconds, "ours_seconds": e2e.ours_seconds,
             "speedup": round(e2e.speedup(), 2), "psnr_db": round(e2e.psnr_db, 2), "max_abs_diff": e2e.max_abs_diff,
+            "official_cpu_seconds": e2e.official_cpu_seconds, "ours_cpu_seconds": e2e.ours_cpu_seconds,
+            "cpu_speedup": round(e2e.cpu_speedup(), 2),
         },
         "fidelity": [asdict(match) for match in matches],
     }

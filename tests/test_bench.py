@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from restore_cli import bench
 from restore_cli.cli import app
+from restore_cli.hardware import cpu_info
 
 runner = CliRunner()
 
@@ -88,3 +89,4 @@ def test_a_tiny_benchmark_runs_both_procedures_in_fresh_processes() -> None:
     lowest, highest = (official - 5e-4) / (ours + 5e-4), (official + 5e-4) / (ours - 5e-4)
     assert lowest - 0.005 <= row["speedup"] <= highest + 0.005
     assert report["flops_per_pixel"] == pytest.approx(bench.flops_per_pixel())
+    assert report["machine"].startswith(cpu_info().describe()) and report["auto_precision"] == "fp32"
