@@ -107,7 +107,7 @@ def test_recursive_keeps_the_listed_folders_below_the_output(shoot: Path, tmp_pa
         (["-0", "x.png"], "--files-from"),
         (["--files-from", "-", "-"], "stdin"),
         (["--files-from", "no/such/list.txt"], "no/such/list.txt"),
-        ([], "no inputs"),
+        ([], "INPUT"),
     ],
 )
 def test_misuse_is_a_one_line_usage_error(args: list[str], fragment: str) -> None:
