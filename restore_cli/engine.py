@@ -450,7 +450,11 @@ class TileSpeed:
         return None if rate is None else len(plan) * pixels * rate / 1e6
 
 
-CPU_TILE_SPEED = TileSpeed(((128, 1.0), (256, 1.0), (384, 1.0), (512, 1.0), (768, 1.0)))
+CPU_TILE_SPEED = TileSpeed(((128, 142.2), (256, 139.3), (384, 132.6), (512, 138.0), (640, 140.1), (768, 152.6)))
+"""CPU seconds per Mpix of a warm full-model fp32 pass (benchmarks/tile_speed.py, 1 thread,
+Intel Xeon Sapphire Rapids, shared machine; see benchmarks/README.md). Flat within noise up
+to 640: what decides is the overlap computed twice, so large tiles win. Sides above 768 are
+left out on purpose: 1024-pixel passes cost 1.2-1.5x per pixel (page faults) and ~11 GB."""
 
 
 def choose_tile(
