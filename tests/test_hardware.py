@@ -133,3 +133,12 @@ def test_bench_measures_only_the_precisions_native_here(
     assert bench.native_precisions("cpu") == measured
     assert bench.auto_precision("cpu") == "fp32"
     assert bench.describe_machine().startswith(cpu.describe())
+
+
+def test_bench_refuses_to_measure_emulated_bf16_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "cpu_info", lambda: AVX2_ONLY)
+
+    result = CliRunner().invoke(app, ["bench", "--sizes", "16", "--precision", "bf16"])
+
+    assert result.exit_code == 2
+    assert "no native bf16" in result.output and "--allow-slow-precision" in result.output
