@@ -363,11 +363,17 @@ def _guarded(job: Job, spent: float, work: Callable[[], _Stage]) -> _Stage | Res
     return replace(outcome, seconds=spent + time.perf_counter() - started)
 
 
+def is_expected(error: Exception) -> bool:
+    """Errors raised by this package (and OS errors) are the user's to fix and already say
+    how; anything else is a bug."""
+    return isinstance(error, OSError) or type(error).__module__.startswith("restore_cli")
+
+
 def describe_error(error: Exception) -> str:
-    """One line for the user. Errors raised by this package (and OS errors) are the user's to
-    fix and already say how; anything else is a bug, reported as such with a pointer to --debug."""
+    """One line for the user; a bug is reported as such, with a pointer to --debug (which
+    then logs its traceback)."""
     text = (str(error).splitlines() or [""])[0].strip() or type(error).__name__
-    if isinstance(error, OSError) or type(error).__module__.startswith("restore_cli"):
+    if is_expected(error):
         return text
     logger.debug("unexpected error", exc_info=error)
     return f"unexpected {type(error).__name__}: {text} (rerun with --debug for the traceback)"

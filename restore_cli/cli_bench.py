@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import asdict
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from restore_cli import bench
+from restore_cli import bench, jsonl
 
 EPILOG = (
     "Examples:\n\n"
@@ -32,7 +31,7 @@ def bench_command(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per pass (default: torch's choice)."),
     end_to_end: Optional[str] = typer.Option(None, "--end-to-end", metavar="SIZE", help="Also time `restore run` on a photo of SIZE against the official script, model load included."),
     fidelity: bool = typer.Option(True, "--fidelity/--no-fidelity", help="Compare our outputs in fp32 and each half precision native here with the official fp32 output on a real photo."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON object on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON summary line on stdout."),
 ) -> None:
     """Time the full-size network (random weights) with our defaults against the official
     procedure (fp32, NCHW, whole image or uniform tiles), side by side, each pass in a fresh process."""
@@ -53,7 +52,7 @@ def bench_command(
     e2e = bench.measure_end_to_end(e2e_size, repeat, precision, device, allow_slow_precision) if e2e_size else None
     matches = bench.measure_fidelity(device=device, precisions=bench.native_precisions(device)) if fidelity else []
     if as_json:
-        sys.stdout.write(json.dumps(_as_json(rows, e2e, matches, device, precision, threads)) + "\n")
+        sys.stdout.write(jsonl.summary("bench", "done", 0, **_as_json(rows, e2e, matches, device, precision, threads)) + "\n")
         return
     console.print(_speed_table(rows, device, precision))
     if e2e is not None:

@@ -14,7 +14,6 @@ costs one row and one line on stderr, and the exit code becomes 1.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from restore_cli import jsonl
 from restore_cli.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate, one_line
 from restore_cli.planning import UsageError
 
@@ -35,25 +35,29 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def json_lines(outcomes: list[Outcome], summary: Summary) -> list[str]:
+def json_lines(outcomes: list[Outcome], summary: Summary, channel: str) -> list[str]:
+    """restore_cli.jsonl's schema: an `image` line per pair (`input` is the shared name) and the summary."""
     rows = [
-        {"type": "image", "name": o.name, "error": o.error}
+        jsonl.line("image", input=o.name, status="failed", psnr=None, ssim=None, error=o.error)
         if o.score is None
-        else {"type": "image", "name": o.name, "psnr": _finite(o.score.psnr), "ssim": o.score.ssim}
+        else jsonl.line("image", input=o.name, status="ok", psnr=_finite(o.score.psnr), ssim=o.score.ssim, error=None)
         for o in outcomes
     ]
-    fields = dict(asdict(summary), psnr=_finite(summary.psnr))
-    return [json.dumps(row) for row in rows] + [json.dumps({"type": "summary", **fields})]
+    code = 1 if summary.failed else 0
+    fields = dict(asdict(summary), psnr=_finite(summary.psnr), channel=channel)
+    totals = {"total": len(outcomes), "ok": fields.pop("count"), "failed": fields.pop("failed")}
+    return rows + [jsonl.summary("eval", "failed" if code else "done", code, **totals, **fields)]
 
 
 def _number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def table(outcomes: list[Outcome], summary: Summary, verbose: bool) -> Table:
-    """Per-image rows with --verbose; the mean (and the paper's value, when known) always."""
+def table(outcomes: list[Outcome], summary: Summary, verbose: bool, channel: str) -> Table:
+    """Per-image rows with --verbose; the mean (and the paper's value, when known) always.
+    The headers name the channel scored: RGB and Y differ by a dB or more."""
     title = " ".join(part for part in (summary.model, summary.benchmark) if part) or None
-    grid = Table("image", "PSNR (dB)", "SSIM", title=title)
+    grid = Table("image", f"PSNR (dB, {channel})", f"SSIM ({channel})", title=title)
     for outcome in outcomes if verbose else []:
         score = outcome.score
         grid.add_row(outcome.name, _number(score and score.psnr, 2), _number(score and score.ssim, 4))
@@ -63,16 +67,17 @@ def table(outcomes: list[Outcome], summary: Summary, verbose: bool) -> Table:
     return grid
 
 
-def report(outcomes: list[Outcome], summary: Summary, as_json: bool, verbose: bool) -> int:
+def report(outcomes: list[Outcome], summary: Summary, scoring: ScoringOptions, as_json: bool, verbose: bool) -> int:
     """Errors to stderr, results to stdout; the exit code says whether every image scored."""
+    channel = "Y" if scoring.y_channel else "RGB"
     for outcome in outcomes:
         if outcome.error is not None:
             typer.echo(f"error: {outcome.error}", err=True)
     if as_json:
-        for line in json_lines(outcomes, summary):
+        for line in json_lines(outcomes, summary, channel):
             typer.echo(line)
     else:
-        Console().print(table(outcomes, summary, verbose))
+        Console().print(table(outcomes, summary, verbose, channel))
     return 1 if summary.failed else 0
 
 
@@ -196,11 +201,11 @@ def eval_command(
     except UsageError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    outcomes, summary = _evaluate_or_exit(request)
-    raise typer.Exit(report(outcomes, summary, as_json, verbose))
+    outcomes, summary = _evaluate_or_exit(request, as_json)
+    raise typer.Exit(report(outcomes, summary, request.scoring, as_json, verbose))
 
 
-def _evaluate_or_exit(request: Request) -> tuple[list[Outcome], Summary]:
+def _evaluate_or_exit(request: Request, as_json: bool) -> tuple[list[Outcome], Summary]:
     """Failures that stop the whole run end in one line: nothing to score (exit 2), no usable model (exit 1)."""
     from restore_cli.checkpoints import CheckpointError
     from restore_cli.engine import MemoryBudgetError
@@ -208,6 +213,11 @@ def _evaluate_or_exit(request: Request) -> tuple[list[Outcome], Summary]:
 
     try:
         return evaluate(request)
+    except KeyboardInterrupt:  # the scores so far are not kept: the summary only says how it ended
+        typer.echo("interrupted; nothing was written", err=True)
+        if as_json:
+            typer.echo(jsonl.summary("eval", "interrupted", 130))
+        raise typer.Exit(130) from None
     except UsageError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import json
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
-from restore_cli import registry
+from restore_cli import jsonl, registry
 
 models_app = typer.Typer(help="Manage the pretrained Restormer checkpoints.", no_args_is_help=True)
 
@@ -70,11 +69,13 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 @models_app.command("list")
-def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
+def list_models(as_json: bool = typer.Option(False, "--json", help="One JSON line per model and a summary, on stdout.")) -> None:
     """List the zoo: task, size, whether cached, paper PSNR and licence."""
     rows = [_describe(entry) for entry in registry.load_manifest().values()]
     if as_json:
-        typer.echo(json.dumps({"licence_notice": LICENCE_NOTICE, "models": rows}, indent=2))
+        for row in rows:
+            typer.echo(jsonl.line("model", **row))
+        typer.echo(jsonl.summary("models list", "done", 0, total=len(rows), licence_notice=LICENCE_NOTICE))
         return
     for line in _table(rows):
         typer.echo(line)

@@ -199,16 +199,30 @@ def checkpoint_command(task: Task) -> Callable[..., None]:
 def run_task(task: Task, options: TaskOptions) -> None:
     """Plan, load and run; every outcome ends in typer.Exit with the documented exit code."""
     if options.debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s")
+        _debug_logging()
     try:
         code = _run(task, options)
     except planning.UsageError as error:
         _fail(str(error), executor.EXIT_USAGE)
     except Exception as error:
-        if options.debug:
+        if options.debug and not batch.is_expected(error):
             raise
         _fail(batch.describe_error(error), executor.EXIT_FAILED)
     raise typer.Exit(code)
+
+
+def _debug_logging() -> None:
+    """--debug shows this package's own log and the tracebacks of unexpected errors; the
+    libraries' debug chatter (Pillow's chunk-by-chunk PNG log, say) stays off. One handler,
+    on the current stderr, however many commands run in this process."""
+    package = logging.getLogger("restore_cli")
+    for earlier in [handler for handler in package.handlers if handler.get_name() == "restore-debug"]:
+        package.removeHandler(earlier)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("restore-debug")
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    package.addHandler(handler)
+    package.setLevel(logging.DEBUG)
 
 
 def _run(task: Task, options: TaskOptions) -> int:
@@ -228,8 +242,9 @@ def _run(task: Task, options: TaskOptions) -> int:
     reporter = executor.Reporter(
         stdout=sys.stdout,
         stderr=sys.stderr,
+        command=task.name,
         json=options.as_json,
-        progress=_watched(options),
+        display="quiet" if options.quiet else "live" if sys.stderr.isatty() else "lines",
         log_tiles=task.log_tiles and not options.quiet,
     )
     return executor.execute(jobs, runner, reporter)

@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from restore_cli import jsonl
 from restore_cli.batch import Loaded, Pipeline, Restored, Result, describe_error, settled
-from restore_cli.planning import Job
+from restore_cli.planning import STDIO, Job
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -155,29 +156,34 @@ def execute(jobs: Sequence[Job], executor: Executor, reporter: Reporter) -> int:
         with _sigterm_raises():
             if any(not job.skip for job in runnable):
                 executor.prepare()
-            results = planned_failures + executor.run(runnable, reporter)
+            executor.run(runnable, reporter)
     except KeyboardInterrupt:
         return reporter.interrupted(EXIT_INTERRUPTED)
     except Terminated:
         return reporter.interrupted(EXIT_TERMINATED)
     except Exception as error:  # the model could not be loaded: nothing can be restored
-        return reporter.fatal(describe_error(error), EXIT_FAILED)
-    reporter.finish(results)
-    return EXIT_FAILED if any(result.status == "failed" for result in results) else EXIT_OK
+        return reporter.fatal(describe_error(error))
+    return reporter.finish()
 
 
 # ---------------------------------------------------------------- reporting
 
 
+Display = Literal["live", "lines", "quiet"]
+"""What stderr shows besides errors: a live progress display (a terminal is watching), one
+plain line per image and a summary (a log: cron, CI, `2> log`), or nothing (--quiet)."""
+
+
 @dataclass
 class Reporter:
-    """What a batch tells the user: errors on stderr, JSON on stdout with --json, and rich
-    progress (images and tiles, with ETA) only when someone is watching stderr."""
+    """Everything a batch tells the user, whichever executor runs it: errors and progress on
+    stderr, JSON lines on stdout with --json (see restore_cli.jsonl), and the exit code."""
 
     stdout: TextIO
     stderr: TextIO
+    command: str = "run"
     json: bool = False
-    progress: bool = False
+    display: Display = "quiet"
     log_tiles: bool = False
     """Without the live display, write plain tile counts (for logs of engine measurements)."""
     _console: Console = field(init=False)
@@ -185,14 +191,18 @@ class Reporter:
     _images: TaskID = field(init=False, default=TaskID(0))
     _tiles: TaskID = field(init=False, default=TaskID(1))
     _started: float = field(init=False, default=0.0)
-    _done: int = field(init=False, default=0)
+    _total: int = field(init=False, default=0)
+    _counts: dict[str, int] = field(init=False, default_factory=lambda: dict.fromkeys(("ok", "skipped", "failed"), 0))
+    _open_line: bool = field(init=False, default=False)
+    """A tile count was written without its newline; the next message starts a line first."""
 
     def __post_init__(self) -> None:
         self._console = Console(file=self.stderr, soft_wrap=True, markup=False, highlight=False, emoji=False)
 
     def start(self, total: int) -> None:
         self._started = time.perf_counter()
-        if not self.progress:
+        self._total = total
+        if self.display != "live":
             return
         self._bar = Progress(
             TextColumn("{task.description}"),
@@ -210,50 +220,78 @@ class Reporter:
         if self._bar is not None:
             self._bar.update(self._tiles, completed=done, total=total)
         elif self.log_tiles and total > 1:
-            self.stderr.write(f"\rtiles {done}/{total}" + ("\n" if done == total else ""))
+            self._open_line = done != total
+            self.stderr.write(f"\rtiles {done}/{total}" + ("" if self._open_line else "\n"))
             self.stderr.flush()
 
     def result(self, result: Result) -> None:
-        self._done += 1
+        self._counts[result.status] += 1
         if result.error is not None:
-            self._console.print(f"error: {result.error}")
+            self._say(f"error: {result.error}")
+        elif self.display == "lines":
+            self._say(f"[{self._done}/{self._total}] {_outcome(result)}")
         if self.json:
-            self._json_line(result.to_json())
+            self._json_line(jsonl.line("image", **result.to_json()))
         if self._bar is not None:
             self._bar.advance(self._images)
 
     def notice(self, line: str) -> None:
         """A run-level warning, printed above the live display."""
-        self._console.print(line)
+        self._say(line)
 
-    def finish(self, results: list[Result]) -> None:
+    def finish(self) -> int:
+        """The summary, and the exit code: 1 if any image failed."""
+        code = EXIT_FAILED if self._counts["failed"] else EXIT_OK
         self._stop()
-        counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "failed")}
-        seconds = time.perf_counter() - self._started
-        if self.json:
-            self._json_line({"summary": {"total": len(results), **counts, "seconds": round(seconds, 3)}})
-        if self.progress:
-            self._console.print(
-                f"{counts['ok']} restored, {counts['skipped']} skipped, {counts['failed']} failed in {seconds:.1f} s"
-            )
-
-    def fatal(self, message: str, code: int) -> int:
-        self._stop()
-        self._console.print(f"error: {message}")
+        if self.display != "quiet":
+            counts = self._counts
+            self._say(f"{counts['ok']} restored, {counts['skipped']} skipped, {counts['failed']} failed in {self._seconds():.1f} s")
+        self._json_summary("failed" if code else "done", code)
         return code
 
     def interrupted(self, code: int) -> int:
         self._stop()
-        self._console.print(f"interrupted after {self._done} image(s); every file written is complete")
+        self._say(f"interrupted after {self._done} image(s); every file written is complete")
+        self._json_summary("interrupted" if code == EXIT_INTERRUPTED else "terminated", code)
         return code
+
+    def fatal(self, message: str) -> int:
+        """Nothing can be restored (the model did not load): one line, and exit 1."""
+        self._stop()
+        self._say(f"error: {message}")
+        self._json_summary("error", EXIT_FAILED, error=message)
+        return EXIT_FAILED
+
+    @property
+    def _done(self) -> int:
+        return sum(self._counts.values())
+
+    def _seconds(self) -> float:
+        return time.perf_counter() - self._started
+
+    def _say(self, text: str) -> None:
+        if self._open_line:
+            self.stderr.write("\n")
+            self._open_line = False
+        self._console.print(text)
 
     def _stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
 
-    def _json_line(self, payload: dict[str, Any]) -> None:
-        import json
+    def _json_summary(self, status: jsonl.Status, code: int, **fields: Any) -> None:
+        if self.json:
+            totals = {"total": self._total, **self._counts, "seconds": round(self._seconds(), 3)}
+            self._json_line(jsonl.summary(self.command, status, code, **totals, **fields))
 
-        self.stdout.write(json.dumps(payload) + "\n")
+    def _json_line(self, text: str) -> None:
+        self.stdout.write(text + "\n")
         self.stdout.flush()
+
+
+def _outcome(result: Result) -> str:
+    if result.status == "skipped":
+        return f"{result.input}: skipped, {result.output} exists"
+    output = "<stdout>" if result.output == STDIO else result.output
+    return f"{result.input} -> {output} ({result.seconds:.1f} s)"

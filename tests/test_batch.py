@@ -4,7 +4,10 @@ record what they are given."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
+import re
 import threading
 from pathlib import Path
 
@@ -325,9 +328,13 @@ def test_reading_overlaps_inference_and_results_keep_the_job_order(tmp_path: Pat
     assert main not in pipeline.threads["read"] | pipeline.threads["write"]
 
 
-def _reporter() -> tuple[executor.Reporter, io.StringIO, io.StringIO]:
+def _reporter(display: executor.Display = "quiet", log_tiles: bool = False) -> tuple[executor.Reporter, io.StringIO, io.StringIO]:
     stdout, stderr = io.StringIO(), io.StringIO()
-    return executor.Reporter(stdout, stderr, json=True), stdout, stderr
+    return executor.Reporter(stdout, stderr, command="derain", json=True, display=display, log_tiles=log_tiles), stdout, stderr
+
+
+def _json(stdout: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stdout.getvalue().splitlines()]
 
 
 def test_an_interrupt_stops_the_batch_with_130_leaving_only_whole_files(tmp_path: Path) -> None:
@@ -347,14 +354,61 @@ def test_an_interrupt_stops_the_batch_with_130_leaving_only_whole_files(tmp_path
     assert written == ["00.png", "01.png"]  # whole files only: no temp files, nothing half-written
     assert all(read_image(tmp_path / "out" / name).width == 16 for name in written)
     assert "interrupted after 2 image(s)" in stderr.getvalue()
+    summary = _json(stdout)[-1]
+    assert summary | {"seconds": 0} == {
+        "schema": 1, "type": "summary", "command": "derain", "status": "interrupted", "exit_code": 130,
+        "total": 6, "ok": 2, "skipped": 0, "failed": 0, "seconds": 0,
+    }  # fmt: skip
 
 
 def test_execute_reports_json_lines_errors_and_exit_code(tmp_path: Path) -> None:
     jobs = _folder_jobs(tmp_path, 2) + [Job((str(tmp_path / "nope.png"),), str(tmp_path / "out" / "nope.png"))]
     reporter, stdout, stderr = _reporter()
     assert executor.execute(jobs, executor.LocalExecutor(_pipeline(_invert())), reporter) == executor.EXIT_FAILED
-    lines = [__import__("json").loads(line) for line in stdout.getvalue().splitlines()]
-    assert [line.get("status") for line in lines[:3]] == ["ok", "ok", "failed"]
+    lines = _json(stdout)
+    assert [(line["schema"], line["type"], line["status"]) for line in lines] == [
+        (1, "image", "ok"), (1, "image", "ok"), (1, "image", "failed"), (1, "summary", "failed"),
+    ]  # fmt: skip
     assert lines[0]["size"] == {"width": 16, "height": 8} and lines[0]["model"] == "invert"
-    assert lines[3]["summary"] | {"seconds": 0} == {"total": 3, "ok": 2, "skipped": 0, "failed": 1, "seconds": 0}
+    assert lines[3] | {"seconds": 0} == {
+        "schema": 1, "type": "summary", "command": "derain", "status": "failed", "exit_code": 1,
+        "total": 3, "ok": 2, "skipped": 0, "failed": 1, "seconds": 0,
+    }  # fmt: skip
     assert stderr.getvalue() == f"error: {tmp_path / 'nope.png'}: no such file; check the path\n"
+
+
+def test_a_log_gets_a_line_per_image_and_the_summary_and_tile_counts_end_their_line(tmp_path: Path) -> None:
+    jobs = _folder_jobs(tmp_path, 2)
+    seen: list = []
+
+    def restore(tensor: torch.Tensor, progress) -> torch.Tensor:
+        seen.append(1)
+        for done in range(1, 4):
+            progress(done, 4)  # the second image is interrupted after 3 of its 4 tiles
+            if len(seen) == 2 and done == 3:
+                raise KeyboardInterrupt
+        progress(4, 4)
+        return 1 - tensor
+
+    reporter, _, stderr = _reporter(display="lines", log_tiles=True)
+    pipeline = Pipeline(Models(ModelChoice.single("m"), lambda spec: Model("m", 3, restore)))
+    assert executor.execute(jobs, executor.LocalExecutor(pipeline), reporter) == executor.EXIT_INTERRUPTED
+    lines = stderr.getvalue().split("\n")
+    assert lines[-2:] == ["interrupted after 1 image(s); every file written is complete", ""]
+    image = re.compile(rf"\[1/2\] {re.escape(jobs[0].sources[0])} -> {re.escape(str(jobs[0].output))} \(\d+\.\d s\)")
+    tiles = ["\rtiles 1/4\rtiles 2/4\rtiles 3/4\rtiles 4/4", "\rtiles 1/4\rtiles 2/4\rtiles 3/4"]
+    assert [line for line in lines[:-2] if not image.fullmatch(line)] == tiles  # the first image's line may come after the second's tiles
+    assert len(lines) == 5
+
+
+def test_a_quiet_finished_batch_still_ends_its_json_with_a_summary(tmp_path: Path) -> None:
+    jobs = _folder_jobs(tmp_path, 2)
+    reporter, stdout, stderr = _reporter()
+    assert executor.execute(jobs, executor.LocalExecutor(_pipeline(_invert())), reporter) == executor.EXIT_OK
+    assert _json(stdout)[-1]["status"] == "done" and stderr.getvalue() == ""
+    logged, _, log = _reporter(display="lines")
+    skipped = [dataclasses.replace(job, skip=True) for job in jobs]
+    assert executor.execute(skipped, executor.LocalExecutor(_pipeline(_invert())), logged) == executor.EXIT_OK
+    lines = log.getvalue().splitlines()
+    assert lines[:2] == [f"[{index}/2] {job.sources[0]}: skipped, {job.output} exists" for index, job in enumerate(skipped, 1)]
+    assert len(lines) == 3 and re.fullmatch(r"0 restored, 2 skipped, 0 failed in \d+\.\d s", lines[2])

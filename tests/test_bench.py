@@ -79,7 +79,9 @@ def test_a_tiny_benchmark_runs_both_procedures_in_fresh_processes() -> None:
     result = runner.invoke(app, ["bench", "--sizes", "16", "--repeat", "1", "--threads", "1", "--no-fidelity", "--json"])
 
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    (line,) = result.stdout.strip().splitlines()
+    report = json.loads(line)
+    assert (report["schema"], report["type"], report["command"], report["status"]) == (1, "summary", "bench", "done")
     (row,) = report["sizes"]
     assert (row["height"], row["width"]) == (16, 16)
     for mode in ("official", "ours"):

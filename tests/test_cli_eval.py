@@ -54,8 +54,10 @@ def invoke(*args: object):
 def json_rows(stdout: str) -> tuple[dict[str, dict], dict]:
     """Per-image objects by name, and the summary; fails if stdout holds anything but JSON."""
     rows = [json.loads(line) for line in stdout.splitlines()]
-    images = {row["name"]: row for row in rows if row["type"] == "image"}
-    assert rows[-1]["type"] == "summary" and len(images) == len(rows) - 1
+    assert all(row["schema"] == 1 for row in rows)
+    images = {row["input"]: row for row in rows if row["type"] == "image"}
+    assert rows[-1]["type"] == "summary" and rows[-1]["command"] == "eval" and len(images) == len(rows) - 1
+    assert rows[-1]["total"] == len(images) and rows[-1]["exit_code"] == (1 if rows[-1]["failed"] else 0)
     return images, rows[-1]
 
 
@@ -95,7 +97,7 @@ def test_paired_folders_score_like_skimage_on_y(tmp_path: Path) -> None:
     for name, (psnr, ssim) in expected.items():
         assert images[name]["psnr"] == pytest.approx(psnr, abs=1e-3)
         assert images[name]["ssim"] == pytest.approx(ssim, abs=1e-4)
-    assert summary["count"] == len(expected) and summary["failed"] == 0
+    assert summary["ok"] == len(expected) and summary["failed"] == 0
     assert summary["psnr"] == pytest.approx(np.mean([s[0] for s in expected.values()]), abs=1e-3)
     assert summary["ssim"] == pytest.approx(np.mean([s[1] for s in expected.values()]), abs=1e-4)
 
@@ -108,7 +110,8 @@ def test_paired_folders_score_rgb_by_default_and_pair_across_extensions(tmp_path
 
     result = invoke(predictions, RAIN / "target", "--json")
 
-    images, _ = json_rows(result.stdout)
+    images, summary = json_rows(result.stdout)
+    assert summary["channel"] == "RGB"
     for name, row in images.items():
         rainy, clean = levels(RAIN / "input" / f"{name}.png"), levels(RAIN / "target" / f"{name}.png")
         psnr, ssim = reference_scores(rainy, clean, 255)
@@ -122,6 +125,7 @@ def test_the_table_goes_to_stdout_with_every_image_when_verbose() -> None:
 
     assert quiet.exit_code == verbose.exit_code == 0
     assert "mean of 2" in quiet.stdout and "96" not in quiet.stdout
+    assert "PSNR (dB, RGB)" in quiet.stdout and "PSNR (dB, Y)" in invoke(RAIN / "input", RAIN / "target", "--y-channel").stdout
     assert "mean of 2" in verbose.stdout and "96" in verbose.stdout and "98" in verbose.stdout
 
 
@@ -154,7 +158,7 @@ def test_problem_files_fail_one_by_one_and_the_rest_is_scored(tmp_path: Path) ->
         assert sum(fragment in line for line in errors) == 1
     images, summary = json_rows(result.stdout)
     assert images["96"]["psnr"] > 0 and "error" in images["98"]
-    assert summary["count"] == 1 and summary["failed"] == 4
+    assert summary["ok"] == 1 and summary["failed"] == 4
 
 
 @pytest.mark.parametrize(
@@ -224,7 +228,7 @@ def test_denoise_matches_the_official_protocol_run_directly(tmp_path: Path) -> N
     for name, (psnr, ssim) in expected.items():
         assert images[name]["psnr"] == pytest.approx(psnr, abs=1e-3)
         assert images[name]["ssim"] == pytest.approx(ssim, abs=1e-4)
-    assert summary["benchmark"] == "Set12" and summary["count"] == 2
+    assert summary["benchmark"] == "Set12" and summary["ok"] == 2
 
 
 def test_derain_restores_and_scores_on_y_by_default(tmp_path: Path) -> None:
@@ -323,10 +327,10 @@ def test_the_paper_value_is_shown_only_for_its_own_benchmark(monkeypatch: pytest
 
     outcomes = [evaluation.Outcome("1", score=metrics.Score(30.0, 0.9))]
     summary = evaluation.summarise(outcomes, "CBSD68", name, 12.34)
-    lines = cli_eval.json_lines(outcomes, summary)
+    lines = cli_eval.json_lines(outcomes, summary, "RGB")
     assert json.loads(lines[-1])["paper_psnr"] == 12.34
     console = cli_eval.Console(record=True, width=100)
-    console.print(cli_eval.table(outcomes, summary, verbose=False))
+    console.print(cli_eval.table(outcomes, summary, verbose=False, channel="RGB"))
     text = console.export_text()
     assert "paper" in text and "12.34" in text
 

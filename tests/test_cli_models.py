@@ -49,12 +49,17 @@ def test_list_shows_a_paper_score_for_every_model() -> None:
 
 def test_list_json_reports_what_is_cached(zoo: Zoo) -> None:
     assert _run("download", PINNED, "-q").exit_code == 0
-    listing = json.loads(_run("list", "--json").stdout)
-    rows = {row["name"]: row for row in listing["models"]}
+    lines = [json.loads(line) for line in _run("list", "--json").stdout.splitlines()]
+    rows = {row["name"]: row for row in lines[:-1] if row["schema"] == 1 and row["type"] == "model"}
+    summary = lines[-1]
     assert set(rows) == {PINNED, UNPINNED, RELEASE_ONLY}
     assert rows[PINNED]["cached"] and not rows[UNPINNED]["cached"]
     assert rows[UNPINNED]["pinned"] is False and rows[PINNED]["size"] == len(zoo.payload(PINNED))
-    assert "non-commercial" in listing["licence_notice"]
+    assert summary | {"licence_notice": ""} == {
+        "schema": 1, "type": "summary", "command": "models list", "status": "done", "exit_code": 0, "total": 3,
+        "licence_notice": "",
+    }  # fmt: skip
+    assert "non-commercial" in summary["licence_notice"]
 
 
 def test_download_all_then_path_prints_only_the_path(zoo: Zoo) -> None:

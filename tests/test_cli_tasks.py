@@ -13,6 +13,7 @@ import io
 import json
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -185,7 +186,7 @@ def _json_lines(text: str) -> list[dict]:
 
 def test_output_is_the_network_applied_to_the_input_with_icc_and_exif_kept(photos: Photos, tmp_path: Path) -> None:
     out = tmp_path / "out.png"
-    result = _invoke("derain", photos.colour, "--weights", RGB_WITHBIAS, "-o", out, "--tile", "0")
+    result = _invoke("derain", photos.colour, "--weights", RGB_WITHBIAS, "-o", out, "--tile", "0", "--quiet")
     assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
     written = _assert_restored(out, _apply(RGB_WITHBIAS, photos.colour))
     source = read_image(photos.colour)
@@ -231,7 +232,7 @@ def test_a_gray_photo_through_an_rgb_model_comes_back_gray(photos: Photos, tmp_p
 
 
 def test_stdin_to_stdout_through_the_cli(photos: Photos) -> None:
-    result = _invoke("derain", "-", "-o", "-", "--weights", RGB_WITHBIAS, stdin=photos.colour.read_bytes())
+    result = _invoke("derain", "-", "-o", "-", "--weights", RGB_WITHBIAS, "-q", stdin=photos.colour.read_bytes())
     assert result.exit_code == 0 and result.stderr == ""
     assert result.stdout_bytes.startswith(b"\x89PNG")
     _assert_restored(result.stdout_bytes, _apply(RGB_WITHBIAS, photos.colour))
@@ -247,7 +248,7 @@ def test_a_shell_pipeline_with_jpeg_on_stdout(photos: Photos) -> None:
     with photos.colour.open("rb") as stdin:
         process = _subprocess("derain", "-", "-o", "-", "--format", "jpg", "--weights", RGB_WITHBIAS, stdin=stdin)
         stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0 and stderr == b""
+    assert process.returncode == 0 and stderr.decode().startswith("[1/1] <stdin> -> <stdout> (")
     assert stdout.startswith(b"\xff\xd8")
     _assert_restored(stdout, _as_jpeg(_apply(RGB_WITHBIAS, photos.colour)))
 
@@ -280,6 +281,19 @@ def test_progress_and_summary_appear_only_when_stderr_is_a_terminal(photos: Phot
     shown = _read_all(reader)
     assert process.wait(timeout=120) == 0 and process.stdout.read() == b""
     assert "images" in shown and "tiles" in shown and "2 restored, 0 skipped, 0 failed" in shown
+
+
+def test_a_log_gets_one_line_per_image_and_the_summary_unless_quiet(photos: Photos, tmp_path: Path) -> None:
+    inputs = (photos.colour, photos.gray)
+    process = _subprocess("derain", *inputs, "-o", tmp_path / "out", "--weights", RGB_WITHBIAS)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    log = stderr.decode().split("\n")
+    for index, (line, source) in enumerate(zip(log, inputs), 1):
+        assert re.fullmatch(rf"\[{index}/2\] {re.escape(str(source))} -> {re.escape(str(tmp_path / 'out' / source.name))} \(\d+\.\d s\)", line)
+    assert re.fullmatch(r"2 restored, 0 skipped, 0 failed in \d+\.\d s", log[2]) and log[3:] == [""]
+    quiet = _subprocess("derain", *inputs, "-o", tmp_path / "quiet", "--weights", RGB_WITHBIAS, "--quiet")
+    assert quiet.communicate(timeout=120) == (b"", b"") and quiet.returncode == 0
 
 
 def test_image_bytes_are_never_sent_to_a_terminal(photos: Photos) -> None:
@@ -322,6 +336,8 @@ def test_a_folder_batch_goes_on_past_a_bad_file_and_reports_json(photos: Photos,
     lines = _json_lines(result.stdout)
     assert [line.get("status") for line in lines[:3]] == ["ok", "failed", "ok"]
     assert lines[0] == {
+        "schema": 1,
+        "type": "image",
         "input": str(folder / "a.png"),
         "output": str(out / "a.png"),
         "model": str(RGB_WITHBIAS),
@@ -331,9 +347,13 @@ def test_a_folder_batch_goes_on_past_a_bad_file_and_reports_json(photos: Photos,
         "status": "ok",
         "error": None,
     }
-    assert lines[3]["summary"]["ok"] == 2 and lines[3]["summary"]["failed"] == 1
+    assert lines[3] | {"seconds": 0} == {
+        "schema": 1, "type": "summary", "command": "derain", "status": "failed", "exit_code": 1,
+        "total": 3, "ok": 2, "skipped": 0, "failed": 1, "seconds": 0,
+    }  # fmt: skip
     assert_one_line_error(result, 1, str(folder / "b_broken.png"), "cannot decode image")
-    assert lines[1]["error"] == result.stderr.removeprefix("error: ").strip()
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert lines[1]["error"] == error.removeprefix("error: ")
     _assert_restored(out / "sub" / "c.png", _apply(RGB_WITHBIAS, photos.gray))
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a.png", "c.png"]
 
@@ -343,7 +363,7 @@ def test_run_takes_several_inputs_through_the_same_batch_path(photos: Photos, tm
         (tmp_path / source.name).write_bytes(source.read_bytes())
     result = _invoke("run", "--weights", RGB_WITHBIAS, tmp_path / "c.png", tmp_path / "g.png", "--json")
     assert result.exit_code == 0, result.stderr
-    assert [line.get("status") for line in _json_lines(result.stdout)] == ["ok", "ok", None]
+    assert [line.get("status") for line in _json_lines(result.stdout)] == ["ok", "ok", "done"]
     _assert_restored(tmp_path / "c_restored.png", _apply(RGB_WITHBIAS, photos.colour))
     _assert_restored(tmp_path / "g_restored.png", _apply(RGB_WITHBIAS, photos.gray))
 

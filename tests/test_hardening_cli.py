@@ -63,14 +63,14 @@ def test_a_batch_of_hostile_files_fails_each_bad_one_in_one_line_and_restores_th
     result = _restore(folder, gif, "/dev/zero", "-o", out, "--json")
 
     assert result.exit_code == 1
-    errors = result.stderr.splitlines()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == len(REFUSED) + 1 and "Traceback" not in result.stderr
     for case in REFUSED:
         path = folder / case.name
         assert sum(line.startswith(f"error: {path}: ") and case.refusal in line for line in errors) == 1, case.name
     assert sum(line.startswith("error: /dev/zero: is a device, not an image file") for line in errors) == 1
     lines = _json_lines(result.stdout)
-    assert lines[-1]["summary"] == {**lines[-1]["summary"], "ok": len(DECODED), "failed": len(REFUSED) + 1}
+    assert lines[-1] == {**lines[-1], "type": "summary", "ok": len(DECODED), "failed": len(REFUSED) + 1}
     assert _files_below(out) == sorted(case.name for case in DECODED)
     for case in DECODED:
         source, written = read_image(folder / case.name), read_image(out / case.name)
@@ -95,6 +95,17 @@ def test_a_debug_run_still_reports_a_bad_file_in_one_line(tmp_path: Path) -> Non
     broken.write_bytes(_frames("PNG")[:50])
     result = _restore(broken, "-o", tmp_path / "o.png", "--debug")
     assert_one_line_error(result, 1, str(broken))
+
+
+def test_debug_shows_no_library_chatter_and_no_traceback_for_an_expected_error(tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "p.png")
+    result = _restore(photo, "-o", tmp_path / "o.png", "--debug")
+    assert result.exit_code == 0, result.output
+    assert "STREAM" not in result.stderr and "PIL" not in result.stderr  # Pillow logs every PNG chunk at debug level
+    bad_weights = tmp_path / "notes.pth"
+    bad_weights.write_text("not weights\n")
+    refused = _invoke("run", "--weights", bad_weights, photo, "-o", tmp_path / "o2.png", "--debug")
+    assert_one_line_error(refused, 1, "is not a PyTorch checkpoint (it is a text file)")
 
 
 # ---------------------------------------------------------------- weights
@@ -193,7 +204,7 @@ def test_names_with_spaces_non_ascii_and_undecodable_bytes(tmp_path: Path) -> No
         _photo(tmp_path / "in" / name, seed=index)
     broken = tmp_path / "in" / os.fsdecode(b"bro\xefken \xc3\xa9.png")
     broken.write_bytes(b"\x89PNG damaged")
-    result = _restore(tmp_path / "in", "-o", tmp_path / "out", "--json")
+    result = _restore(tmp_path / "in", "-o", tmp_path / "out", "--json", "--quiet")
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "bro" in result.stderr and "not a readable image" in result.stderr
     assert sorted(os.listdir(tmp_path / "out")) == sorted(names)
@@ -233,7 +244,7 @@ def test_a_read_only_output_folder_fails_each_image_in_one_line_and_leaves_nothi
     locked = shared_folder / "locked"
     locked.mkdir(mode=0o555)
     with _unprivileged():
-        result = _restore(shared_folder / "in", "-o", locked / below)
+        result = _restore(shared_folder / "in", "-o", locked / below, "--quiet")
     assert result.exit_code == 1 and "Traceback" not in result.stderr
     errors = result.stderr.splitlines()
     assert len(errors) == 2 and all("Permission denied" in line for line in errors)

@@ -50,7 +50,7 @@ def test_a_full_disk_fails_only_the_files_that_do_not_fit_and_leaves_no_partial_
     small = _photo(tmp_path / "in" / "small.png", 8, 8)
     big = _photo(tmp_path / "in" / "big.png", 64, 64, seed=1)  # ~12 kB of noise: over the limit
     out = tmp_path / "out"
-    process = _start(tmp_path / "in", "-o", out, preexec_fn=_small_file_limit(4096))
+    process = _start(tmp_path / "in", "-o", out, "--quiet", preexec_fn=_small_file_limit(4096))
     _, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 1, stderr.decode()
     assert stderr.decode().splitlines() == [
@@ -92,7 +92,7 @@ def test_two_runs_racing_on_one_output_folder_leave_every_output_whole(tmp_path:
     photos = _folder_of_photos(tmp_path / "in", 12, 48, 64)
     inputs = _digests(photos)
     out = tmp_path / "out"
-    runs = [_start(tmp_path / "in", "-o", out, "--skip-existing", "--json") for _ in range(2)]
+    runs = [_start(tmp_path / "in", "-o", out, "--skip-existing", "--json", "--quiet") for _ in range(2)]
     reports = [run.communicate(timeout=TIMEOUT) for run in runs]
 
     for run, (stdout, stderr) in zip(runs, reports):

@@ -77,7 +77,7 @@ def _one_result_per_input(stdout: str, photos: list[Path]) -> dict[str, dict]:
     lines = _json_lines(stdout)
     by_input = {line["input"]: line for line in lines[:-1]}
     assert len(by_input) == len(lines) - 1 == len(photos) and set(by_input) == {str(p) for p in photos}
-    assert lines[-1]["summary"]["total"] == len(photos)
+    assert lines[-1]["type"] == "summary" and lines[-1]["total"] == len(photos)
     return by_input
 
 
@@ -100,7 +100,7 @@ def test_ray_writes_the_same_bytes_and_reports_as_local_with_a_damaged_file_fail
         (folder / name).write_bytes(source.read_bytes())
     (folder / "sub" / "broken.png").write_bytes(photos.colour.read_bytes()[:200])
 
-    runs = {engine: _restore(folder, "-r", "-o", tmp_path / engine, "--json", engine=engine) for engine in ("local", "ray")}
+    runs = {engine: _restore(folder, "-r", "-o", tmp_path / engine, "--json", "--quiet", engine=engine) for engine in ("local", "ray")}
 
     assert runs["ray"].exit_code == runs["local"].exit_code == 1
     assert runs["ray"].stderr == runs["local"].stderr  # the one error line, nothing from Ray
@@ -112,7 +112,10 @@ def test_ray_writes_the_same_bytes_and_reports_as_local_with_a_damaged_file_fail
             (json.dumps({**line, "seconds": 0, "output": Path(line["output"]).relative_to(tmp_path / engine).as_posix()})
              for line in lines[:-1]),
         )
-        assert lines[-1]["summary"] | {"seconds": 0} == {"total": 7, "ok": 6, "skipped": 0, "failed": 1, "seconds": 0}
+        assert lines[-1] | {"seconds": 0} == {
+            "schema": 1, "type": "summary", "command": "run", "status": "failed", "exit_code": 1,
+            "total": 7, "ok": 6, "skipped": 0, "failed": 1, "seconds": 0,
+        }  # fmt: skip
     assert reports["ray"] == reports["local"]
     written = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*") if p.is_file())
     assert len(written) == 6
