@@ -10,6 +10,7 @@ import typer
 from restore_cli import __version__
 from restore_cli.cli_bench import EPILOG as BENCH_EPILOG, bench_command
 from restore_cli.cli_eval import eval_command
+from restore_cli.cli_help import ManPageCommand
 from restore_cli.cli_models import models_app
 from restore_cli.cli_run import RUN, run_command
 from restore_cli.cli_tasks import TASKS, deblur, defocus, denoise, derain, epilog
@@ -19,15 +20,16 @@ app = typer.Typer(
     help="Clean photographs with Restormer: denoise, derain, deblur, defocus.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 app.add_typer(models_app, name="models")
-app.command("denoise", epilog=epilog(TASKS["denoise"]))(denoise)
-app.command("derain", epilog=epilog(TASKS["derain"]))(derain)
-app.command("deblur", epilog=epilog(TASKS["deblur"]))(deblur)
-app.command("defocus", epilog=epilog(TASKS["defocus"]))(defocus)
-app.command("eval")(eval_command)
-app.command("run", epilog=epilog(RUN))(run_command)
-app.command("bench", epilog=BENCH_EPILOG)(bench_command)
+app.command("denoise", epilog=epilog(TASKS["denoise"]), cls=ManPageCommand)(denoise)
+app.command("derain", epilog=epilog(TASKS["derain"]), cls=ManPageCommand)(derain)
+app.command("deblur", epilog=epilog(TASKS["deblur"]), cls=ManPageCommand)(deblur)
+app.command("defocus", epilog=epilog(TASKS["defocus"]), cls=ManPageCommand)(defocus)
+app.command("eval", cls=ManPageCommand)(eval_command)
+app.command("run", epilog=epilog(RUN), cls=ManPageCommand)(run_command)
+app.command("bench", epilog=BENCH_EPILOG, cls=ManPageCommand)(bench_command)
 
 
 def _print_version(value: bool) -> None:
@@ -52,6 +54,9 @@ def entry_point() -> None:
         code = app(prog_name="restore", standalone_mode=False)
     except typer.TyperException as error:  # Click's usage errors, as Typer re-exports them
         context = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError":  # `restore`, `restore models`: show what there is
+            typer.echo(context.get_help())
+            sys.exit(0)
         hint = f" (see `{context.command_path} --help`)" if context is not None else ""
         typer.echo(f"error: {error.format_message()}{hint}", err=True)
         code = error.exit_code

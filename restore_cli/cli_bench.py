@@ -14,7 +14,7 @@ from rich.table import Table
 from restore_cli import bench, jsonl
 
 EPILOG = (
-    "Examples:\n\n"
+    "Examples:\n\n\b\n"
     "restore bench                                # 256, 512, 1024x768 on the CPU, twice each\n"
     "restore bench --sizes 512 --end-to-end 512 --repeat 3\n"
     "restore bench --sizes 4000x3000 --repeat 1   # a 12 Mpix photo, tiled (about an hour on 2 cores)\n"
@@ -23,12 +23,12 @@ EPILOG = (
 
 
 def bench_command(
-    sizes: List[str] = typer.Option(list(bench.DEFAULT_SIZES), "--sizes", help="Image sizes: N (N x N) or WxH; repeat the option for several."),
-    repeat: int = typer.Option(2, "--repeat", min=1, help="Passes per size and procedure, alternated; the median is reported."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    precision: str = typer.Option("auto", "--precision", help="Our precision: auto, fp32, bf16, fp16 (CUDA). The baseline is always fp32."),
+    sizes: List[str] = typer.Option(list(bench.DEFAULT_SIZES), "--sizes", metavar="SIZE", help="Image sizes: N (N x N) or WxH; repeat the option for several."),
+    repeat: int = typer.Option(2, "--repeat", min=1, metavar="N", help="Passes per size and procedure, alternated; the median is reported."),
+    device: str = typer.Option("cpu", "--device", metavar="cpu|cuda[:N]", help="cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", "--precision", metavar="auto|fp32|bf16|fp16", help="Our precision: auto, fp32, bf16, fp16 (CUDA). The baseline is always fp32."),
     allow_slow_precision: bool = typer.Option(False, "--allow-slow-precision", help="Measure bf16/fp16 even where this hardware emulates it (very slow)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per pass (default: torch's choice)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, metavar="N", help="Torch threads per pass (default: torch's choice)."),
     end_to_end: Optional[str] = typer.Option(None, "--end-to-end", metavar="SIZE", help="Also time `restore run` on a photo of SIZE against the official script, model load included."),
     fidelity: bool = typer.Option(True, "--fidelity/--no-fidelity", help="Compare our outputs in fp32 and each half precision native here with the official fp32 output on a real photo."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON summary line on stdout."),

@@ -155,26 +155,26 @@ def eval_command(
         None, metavar="[PRED GT]", help="Folders of results and references, paired by file name."
     ),
     task: Optional[Task] = typer.Option(
-        None, "--task", help="Run a model first: denoise (--sigma, --dataset), or derain / deblur (--input, --target)."
+        None, "--task", metavar="denoise|derain|deblur", help="Run a model first: denoise (--sigma, --dataset), or derain / deblur (--input, --target)."
     ),
-    sigma: Optional[float] = typer.Option(None, "--sigma", help="Gaussian noise level on the 0-255 scale (denoise)."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Folder of clean images (denoise)."),
-    rainy: Optional[Path] = typer.Option(None, "--input", help="Folder of degraded images (derain, deblur)."),
-    target: Optional[Path] = typer.Option(None, "--target", help="Folder of clean targets (derain, deblur)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Zoo model to run (default: the paper's for the task)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Any Restormer checkpoint file to run instead."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", metavar="SIGMA", help="Gaussian noise level on the 0-255 scale (denoise)."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", metavar="FOLDER", help="Folder of clean images (denoise)."),
+    rainy: Optional[Path] = typer.Option(None, "--input", metavar="FOLDER", help="Folder of degraded images (derain, deblur)."),
+    target: Optional[Path] = typer.Option(None, "--target", metavar="FOLDER", help="Folder of clean targets (derain, deblur)."),
+    model: Optional[str] = typer.Option(None, "--model", metavar="NAME", help="Zoo model to run (default: the paper's for the task)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file to run instead."),
     y_channel: Optional[bool] = typer.Option(
-        None, "--y-channel/--rgb", help="Score luma (BT.601 Y) or RGB. Default: Y for derain, RGB otherwise."
+        None, "--y-channel/--rgb", help="Score luma (BT.601 Y) or RGB. Default: Y for --task derain, RGB otherwise (PRED GT too, even for deraining results)."
     ),
-    border: int = typer.Option(0, "--crop-border", help="Ignore this many pixels at each edge."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per image and a summary, on stdout."),
+    border: int = typer.Option(0, "--crop-border", metavar="N", help="Ignore this many pixels at each edge."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per image and a summary, on stdout (see README, JSON output)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List every image, not only the mean."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16: see what it costs in dB."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda[:N]", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", "--precision", metavar="auto|fp32|bf16|fp16", help="auto, fp32, bf16 or fp16: see what it costs in dB."),
     allow_slow_precision: bool = typer.Option(False, "--allow-slow-precision", help="Run bf16/fp16 even where this hardware emulates it."),
-    tile: str = typer.Option("auto", "--tile", help="auto, 0 (whole image) or a tile side in pixels."),
-    overlap: int = typer.Option(32, "--overlap", help="Tile overlap in pixels."),
-    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Memory budget, e.g. 4GB."),
+    tile: str = typer.Option("auto", "--tile", metavar="auto|0|N", help="auto, 0 (whole image) or a tile side in pixels."),
+    overlap: int = typer.Option(32, "--overlap", metavar="N", help="Tile overlap in pixels."),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", metavar="SIZE", help="Memory budget, e.g. 4GB."),
     tlc: bool = typer.Option(False, "--tlc", help="Test-time local statistics (TLC, Chu et al. 2022), as in their tables."),
     tlc_window: Optional[int] = typer.Option(None, "--tlc-window", metavar="N", help="TLC's window side in pixels (default 384); implies --tlc."),
 ) -> None:

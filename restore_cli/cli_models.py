@@ -10,8 +10,9 @@ from typing import Any, List, Optional
 import typer
 
 from restore_cli import jsonl, registry
+from restore_cli.cli_help import ManPageCommand
 
-models_app = typer.Typer(help="Manage the pretrained Restormer checkpoints.", no_args_is_help=True)
+models_app = typer.Typer(help="Manage the pretrained Restormer checkpoints.", no_args_is_help=True, rich_markup_mode=None)
 
 LICENCE_NOTICE = (
     "The official Restormer weights are under the authors' Academic Public License: "
@@ -68,7 +69,7 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
 
 
-@models_app.command("list")
+@models_app.command("list", cls=ManPageCommand)
 def list_models(as_json: bool = typer.Option(False, "--json", help="One JSON line per model and a summary, on stdout.")) -> None:
     """List the zoo: task, size, whether cached, paper PSNR and licence."""
     rows = [_describe(entry) for entry in registry.load_manifest().values()]
@@ -82,9 +83,9 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="One JSON lin
     typer.echo(LICENCE_NOTICE)
 
 
-@models_app.command("download")
+@models_app.command("download", cls=ManPageCommand)
 def download(
-    names: Optional[List[str]] = typer.Argument(None, help="Models to fetch."),
+    names: Optional[List[str]] = typer.Argument(None, metavar="[NAME]...", help="Models to fetch.", show_default=False),
     every: bool = typer.Option(False, "--all", help="Fetch every model in the zoo."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -107,9 +108,9 @@ def download(
         raise typer.Exit(1)
 
 
-@models_app.command("path")
+@models_app.command("path", cls=ManPageCommand)
 def show_path(
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = typer.Argument(..., metavar="NAME", help="Model name."),
     offline: bool = typer.Option(False, "--offline", help="Use only the cache."),
 ) -> None:
     """Print the local path of a verified checkpoint, fetching it first if needed."""
@@ -119,8 +120,8 @@ def show_path(
         raise _fail(err) from None
 
 
-@models_app.command("verify")
-def verify_models(names: Optional[List[str]] = typer.Argument(None, help="Models to check (default: all).")) -> None:
+@models_app.command("verify", cls=ManPageCommand)
+def verify_models(names: Optional[List[str]] = typer.Argument(None, metavar="[NAME]...", help="Models to check (default: all).", show_default=False)) -> None:
     """Re-hash cached checkpoints; a mismatching file is deleted. Exit 1 on any mismatch."""
     bad = False
     try:
@@ -133,10 +134,10 @@ def verify_models(names: Optional[List[str]] = typer.Argument(None, help="Models
         raise typer.Exit(1)
 
 
-@models_app.command("import")
+@models_app.command("import", cls=ManPageCommand)
 def import_(
-    file: Path = typer.Argument(..., help="A checkpoint fetched by other means."),
-    name: Optional[str] = typer.Option(None, "--name", help="Model it is (default: from file name or checksum)."),
+    file: Path = typer.Argument(..., metavar="FILE", help="A checkpoint fetched by other means."),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Model it is (default: from file name or checksum)."),
     sha256: Optional[str] = typer.Option(None, "--sha256", metavar="HEX", help="Expected SHA-256 (64 hex digits), for the unpinned models."),
 ) -> None:
     """Check a checkpoint (its SHA-256, and that it loads as a Restormer) and install it into the
