@@ -269,16 +269,16 @@ def _local_executor(options: TaskOptions, settings: batch.EngineSettings, choice
 
 
 def _load_up_front(models: batch.Models) -> None:
-    """Load (downloading and verifying) the models before the first image, so a bad checkpoint
+    """Load (downloading and verifying) the model before the first image, so a bad checkpoint
     is one error rather than one per image. When colour and gray photos get different models,
-    the gray one is loaded up front only if it is cached: a folder of colour photos must not
-    download a model it never uses."""
+    each is loaded up front only if it is already cached: a folder of gray scans must not
+    download (or, offline, fail for) the colour model it never uses."""
     from restore_cli import registry
 
-    models.get(models.choice.color)
-    gray = models.choice.gray
-    if gray != models.choice.color and (isinstance(gray, Path) or registry.cached_path(gray) is not None):
-        models.get(gray)
+    choice = models.choice
+    for spec in dict.fromkeys((choice.color, choice.gray)):
+        if choice.color == choice.gray or isinstance(spec, Path) or registry.cached_path(spec) is not None:
+            models.get(spec)
 
 
 _RAY_FLAGS = {"ray_address": "--ray-address", "workers": "--workers", "cpus_per_worker": "--cpus-per-worker", "gpus_per_worker": "--gpus-per-worker"}

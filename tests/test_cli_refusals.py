@@ -109,3 +109,13 @@ def test_eval_of_folders_without_common_names_is_one_line(tmp_path: Path) -> Non
     result = _invoke("eval", tmp_path / "pred", tmp_path / "gt")
     assert_one_line_error(result, 2, f"no file names in common between {tmp_path / 'pred'} and {tmp_path / 'gt'}")
     assert result.stdout == ""
+
+
+def test_gray_photos_never_need_the_colour_model_that_is_loaded_up_front(
+    photos: Photos, zoo_cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _broken_cache(zoo_cache, tmp_path, monkeypatch, "real_denoising")
+    registry.cached_path("real_denoising").unlink()
+    result = _invoke("denoise", photos.gray, "-o", tmp_path / "clean.png", "--offline", "--quiet")
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    assert (tmp_path / "clean.png").exists()
