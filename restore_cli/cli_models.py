@@ -146,4 +146,4 @@ def import_(
         model, target = registry.import_file(file, name=name, sha256=sha256)
     except registry.RegistryError as err:
         raise _fail(err) from None
-    typer.echo(f"{model}: installed {target}", err=True)
+    typer.echo(f"{model}: installed {target}; it matches {registry.hash_origin(model)}", err=True)

@@ -43,6 +43,7 @@ __all__ = [
     "Verification",
     "cached_path",
     "check_sha256",
+    "hash_origin",
     "get_entry",
     "import_file",
     "load_manifest",
@@ -301,6 +302,12 @@ def _expected_sha(entry: ModelEntry) -> _Expected | None:
     # Records written before origins were kept: an imported file's hash came with the import.
     origin = record.get("sha256_from") or ("import" if record.get("source") == "import" else "hub")
     return _Expected(record["sha256"], origin)
+
+
+def hash_origin(name: str) -> str | None:
+    """Where the SHA-256 a cached model is checked against came from, in words (None: no value)."""
+    expected = _expected_sha(get_entry(name))
+    return None if expected is None else HASH_ORIGINS[expected.origin]
 
 
 def check_sha256(text: str) -> str:

@@ -177,7 +177,8 @@ def test_verify_says_where_each_expected_hash_came_from(zoo: Zoo, tmp_path: Path
     source = tmp_path / "from-a-colleague.pth"
     source.write_bytes(zoo.payload(UNPINNED))
     sha = hashlib.sha256(zoo.payload(UNPINNED)).hexdigest()
-    assert _run("import", str(source), "--name", UNPINNED, "--sha256", sha).exit_code == 0
+    imported = _run("import", str(source), "--name", UNPINNED, "--sha256", sha)
+    assert imported.exit_code == 0 and "it matches the SHA-256 given to `restore models import --sha256`" in imported.stderr
     assert _run("download", PINNED, "-q").exit_code == 0
     lines = dict(line.split(": ", 1) for line in _run("verify").stdout.splitlines())
     assert lines[UNPINNED] == "unpinned — matches the SHA-256 given to `restore models import --sha256`; no pinned value"
