@@ -149,7 +149,7 @@ def _expanded(arguments: Sequence[str], naming: Naming) -> list[_Found]:
 def _listed(name: str, naming: Naming) -> _Found:
     path = Path(name)
     keeps_folders = naming.recursive and not path.is_absolute() and ".." not in path.parts
-    return _Found((path,), path if keeps_folders else Path(path.name))
+    return _Found((path,), path if keeps_folders else Path(path.name), problem=_missing([path]))
 
 
 def _expand(argument: str, recursive: bool, avoid: Path | None) -> list[_Found]:
