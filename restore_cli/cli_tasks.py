@@ -55,6 +55,7 @@ TASKS = {
         "restore denoise photo.jpg                    # writes photo_denoise.jpg\n"
         "restore denoise shoot/ -r -o clean/          # mirrors the tree under clean/\n"
         "restore denoise scan.tif --sigma 25 --model gaussian\n"
+        "find shoot -name '*.jpg' -print0 | restore denoise --files-from - -0 -o clean/\n"
         "cat noisy.png | restore denoise - -o - > clean.png",
     ),
     "derain": Task(
