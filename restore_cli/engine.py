@@ -20,7 +20,7 @@ import logging
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, ContextManager, Literal, Union
 
 import numpy as np
@@ -86,6 +86,11 @@ MEMORY_MODELS = {
 benchmarks/README.md, whose line fits were 135 MiB + 9904 B/pixel (fp32) and 137 MiB +
 5390 B/pixel (bf16 autocast, which keeps normalisation in fp32, hence more than half).
 fp16 is assumed to match bf16; on CUDA the caching allocator was not measured."""
+
+TLC_MEMORY_FACTOR = 1.2
+"""Per-pixel memory with TLC's local statistics relative to global attention: its per-cell
+buffers fragment the heap, and a 384 x 384 pass peaked at up to 1.2x the global pass's
+(fp32, benchmarks/README.md); the plan allows for it."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -386,10 +391,16 @@ class Restorer:
 
     def _auto_tile(self, height: int, width: int) -> int | None:
         return choose_tile(
-            self._available_bytes(height, width), MEMORY_MODELS[self.dtype], self.config.dim,
+            self._available_bytes(height, width), self._memory_model(), self.config.dim,
             height, width, batch=self._batch_floor(),
             speed=CPU_TILE_SPEED if self.device.type == "cpu" else None, overlap=self.overlap,
         )
+
+    def _memory_model(self) -> MemoryModel:
+        memory = MEMORY_MODELS[self.dtype]
+        if self.tlc_window is None:
+            return memory
+        return replace(memory, per_pixel_per_dim=memory.per_pixel_per_dim * TLC_MEMORY_FACTOR)
 
     def _available_bytes(self, height: int, width: int) -> int:
         """The budget left after what the process holds now and the buffers restore() is
@@ -414,7 +425,7 @@ class Restorer:
             return self.batch_size
         if self.device.type == "cpu" or len(plan) == 1:
             return 1
-        memory = MEMORY_MODELS[self.dtype]
+        memory = self._memory_model()
         pixels = memory.max_pixels(self.config.dim, self._available_bytes(plan.height, plan.width))
         fits = pixels // (plan.tile_height * plan.tile_width)
         return max(1, min(MAX_AUTO_BATCH, fits, len(plan)))

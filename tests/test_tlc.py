@@ -12,11 +12,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from restore_cli import engine
 from restore_cli.engine import Restorer
 from restore_cli.metrics import psnr
 from restore_cli.restormer import MDTA, Restormer, RestormerConfig
@@ -213,3 +215,16 @@ def test_tiles_narrower_than_the_window_are_warned_about(caplog: pytest.LogCaptu
         Restorer(model, device="cpu", tile=256, tlc_window=384)
     assert len(caplog.records) == 1 and "narrower than the 384-pixel TLC window" in caplog.text
     assert model.tlc_window == 384
+
+
+def test_auto_tiles_allow_for_tlcs_extra_memory() -> None:
+    """The same budget gives TLC smaller auto tiles: its per-pixel allowance is larger."""
+    budget = psutil.Process().memory_info().rss + 1500 * 2**20
+
+    def tile_for(window: int | None) -> int:
+        plan, _ = Restorer(Restormer(TINY), device="cpu", max_memory=budget, tlc_window=window).plan(3000, 4000)
+        return plan.tile_height
+
+    expected = tile_for(None) / math.sqrt(engine.TLC_MEMORY_FACTOR)
+    assert tile_for(384) < tile_for(None)
+    assert abs(tile_for(384) - expected) <= 16
