@@ -228,3 +228,16 @@ def test_auto_tiles_allow_for_tlcs_extra_memory() -> None:
     expected = tile_for(None) / math.sqrt(engine.TLC_MEMORY_FACTOR)
     assert tile_for(384) < tile_for(None)
     assert abs(tile_for(384) - expected) <= 16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_cuda_tlc_equals_the_cpu(channels_last: bool) -> None:
+    torch.manual_seed(0)
+    model = Restormer(MANY_HEADS).eval()
+    image = torch.rand(2, 3, 40, 56)
+    model.tlc_window = 16
+    cpu = _run(model, image, channels_last)
+    cuda = _run(model.cuda(), image.cuda(), channels_last).cpu()
+
+    assert (cuda - cpu).abs().max().item() <= 1e-4
