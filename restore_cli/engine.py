@@ -391,12 +391,15 @@ class Restorer:
 
     def _auto_tile(self, height: int, width: int) -> int | None:
         return choose_tile(
-            self._available_bytes(height, width), self._memory_model(), self.config.dim,
+            self._available_bytes(height, width), self.memory_model(), self.config.dim,
             height, width, batch=self._batch_floor(),
             speed=CPU_TILE_SPEED if self.device.type == "cpu" else None, overlap=self.overlap,
+            min_tile=self.tlc_window or 0,
         )
 
-    def _memory_model(self) -> MemoryModel:
+    def memory_model(self) -> MemoryModel:
+        """What the tile plan assumes a forward pass needs: the precision's model, with
+        TLC's allowance when it is on."""
         memory = MEMORY_MODELS[self.dtype]
         if self.tlc_window is None:
             return memory
@@ -425,7 +428,7 @@ class Restorer:
             return self.batch_size
         if self.device.type == "cpu" or len(plan) == 1:
             return 1
-        memory = self._memory_model()
+        memory = self.memory_model()
         pixels = memory.max_pixels(self.config.dim, self._available_bytes(plan.height, plan.width))
         fits = pixels // (plan.tile_height * plan.tile_width)
         return max(1, min(MAX_AUTO_BATCH, fits, len(plan)))
@@ -470,7 +473,7 @@ left out on purpose: 1024-pixel passes cost 1.2-1.5x per pixel (page faults) and
 
 def choose_tile(
     available: int, memory: MemoryModel, dim: int, height: int, width: int, batch: int = 1,
-    speed: TileSpeed | None = None, overlap: int = 0,
+    speed: TileSpeed | None = None, overlap: int = 0, min_tile: int = 0,
 ) -> int | None:
     """The tile side (a multiple of 8) for ``tile="auto"``; ``None`` for the whole image.
 
@@ -478,11 +481,12 @@ def choose_tile(
     whole image and the measured sides whose pass of ``batch`` tiles fits in ``available``
     bytes, by the estimated time of each plan, overlaps included; on a tie the whole
     image, then the larger tile (fewer passes) wins. Without it, or when no measured side fits: the largest square tile that fits,
-    and the whole image whenever it fits."""
+    and the whole image whenever it fits. Measured sides below ``min_tile`` (TLC's window,
+    so that windows lie whole inside tiles) are not considered."""
     pixels = memory.max_pixels(dim, available) // batch
     if speed is not None:
         timed = []
-        for tile in (None, *speed.sides):
+        for tile in (None, *(side for side in speed.sides if side >= min_tile)):
             plan = plan_tiles(height, width, tile, overlap)
             seconds = speed.plan_seconds(plan)
             if seconds is not None and plan.tile_height * plan.tile_width <= pixels:
