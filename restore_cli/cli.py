@@ -14,6 +14,7 @@ from restore_cli.cli_help import ManPageCommand
 from restore_cli.cli_models import models_app
 from restore_cli.cli_run import RUN, run_command
 from restore_cli.cli_tasks import TASKS, deblur, defocus, denoise, derain, epilog
+from restore_cli.cli_train import EPILOG as TRAIN_EPILOG, train_command
 
 app = typer.Typer(
     name="restore",
@@ -30,6 +31,7 @@ app.command("defocus", epilog=epilog(TASKS["defocus"]), cls=ManPageCommand)(defo
 app.command("eval", cls=ManPageCommand)(eval_command)
 app.command("run", epilog=epilog(RUN), cls=ManPageCommand)(run_command)
 app.command("bench", epilog=BENCH_EPILOG, cls=ManPageCommand)(bench_command)
+app.command("train", epilog=TRAIN_EPILOG, cls=ManPageCommand)(train_command)
 
 
 def _print_version(value: bool) -> None:

@@ -157,7 +157,7 @@ def write_image(
 
 def _write_file(path: Path, data: bytes) -> None:
     try:
-        _atomic_write(path, data)
+        atomic_write(path, data)
     except OSError as exc:
         full = exc.errno in _FULL_DISK
         hint = "free some disk space (or lift the file size limit)" if full else "check that the folder exists and is writable"
@@ -608,7 +608,7 @@ def leftover_temp_files(path: str | os.PathLike) -> list[Path]:
     return sorted(p for p in target.parent.glob(".*" + _TEMP_SUFFIX) if name.fullmatch(p.name))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Temp file in the same folder, fsync, then rename: readers see the old file or the whole new one."""
     handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=path.parent or ".")
     try:
