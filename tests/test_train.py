@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pytest
 import torch
@@ -25,7 +26,8 @@ from restore_cli.checkpoints import load_model, read_state_dict
 from restore_cli.cli import app
 from restore_cli.restormer import Restormer
 from restore_cli.training import train
-from restore_cli.training.schedule import WarmupCosine
+from restore_cli.training.data import Sampler, load_folder
+from restore_cli.training.schedule import Stage, WarmupCosine, stages
 from restore_cli.training.sizes import SIZES, new_model
 from restore_cli.training.state import read_state
 from tests.cli_assertions import assert_one_line_error
@@ -105,6 +107,22 @@ def test_fine_tuning_a_golden_checkpoint_lowers_its_loss_on_the_pairs(tmp_path: 
     start, tuned = load_model(golden), load_model(tmp_path / "ft.pth")
     assert tuned.config == start.config
     assert loss(tuned) < loss(start)
+
+
+def test_progressive_stages_are_the_papers_scaled_to_the_run() -> None:
+    paper = [Stage(0, 128, 64), Stage(92, 160, 40), Stage(156, 192, 32), Stage(204, 256, 16), Stage(240, 320, 8), Stage(276, 384, 8)]
+
+    assert stages(300, 384, 8, progressive=True) == paper  # the paper's 300 k iterations, in thousands
+    assert [(s.patch, s.batch) for s in stages(3000, 96, 2, progressive=True)] == [(32, 16), (40, 10), (48, 8), (64, 4), (80, 2), (96, 2)]
+    assert stages(3000, 96, 2, progressive=False) == [Stage(0, 96, 2)]
+
+
+def test_the_learning_rate_warms_up_then_follows_a_cosine_to_1e_6() -> None:
+    schedule = WarmupCosine(torch.optim.SGD([torch.zeros(1)], lr=3e-4), total=1000, warmup=100)
+
+    assert schedule.rate(3e-4, 0) == pytest.approx(3e-6) and schedule.rate(3e-4, 99) == pytest.approx(3e-4)
+    assert schedule.rate(3e-4, 550) == pytest.approx((3e-4 + 1e-6) / 2)
+    assert schedule.rate(3e-4, 1000) == pytest.approx(1e-6)
 
 
 # --------------------------------------------------------------------------- files written
@@ -256,6 +274,8 @@ def write_garbage(path: Path) -> Path:
 def setup_case(case: str, tmp: Path, clean: Path) -> tuple[list[object], str]:
     """The arguments of a run that must be refused, and a fragment its error names."""
     tiny = ["--size", "tiny", "--patch", "16", "-o", tmp / "t.pth"]
+    if case == "no CUDA":
+        return [clean, "--sigma", 25, *tiny, "--device", "cuda"], "--device"
     if case == "no images":
         (tmp / "empty").mkdir()
         return [tmp / "empty", "--sigma", 25, *tiny], "no images"
@@ -291,7 +311,7 @@ def setup_case(case: str, tmp: Path, clean: Path) -> tuple[list[object], str]:
     raise AssertionError(case)
 
 
-BAD = ["no images", "unreadable", "pair sizes", "unpaired", "patch too big", "missing folder", "no degradation",
+BAD = [pytest.param("no CUDA", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here")), "no images", "unreadable", "pair sizes", "unpaired", "patch too big", "missing folder", "no degradation",
        "bad sigma", "patch not a multiple of 8", "output exists", "from and size", "gray model, colour data", "fp16 on the CPU"]  # fmt: skip
 
 
@@ -359,3 +379,32 @@ def test_the_demonstration_model_denoises_a_photo_it_never_saw(tmp_path: Path) -
     before = metrics.psnr(metrics.quantise(images.read_image(noisy_file).pixels, 8), reference, 255)
     after = metrics.psnr(metrics.quantise(images.read_image(tmp_path / "out.png").pixels, 8), reference, 255)
     assert after - before >= 3.0
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_crops_are_exact_windows_of_16_bit_images_laid_down_one_of_eight_ways(tmp_path: Path) -> None:
+    source = DATA / "images" / "pixel2xl_16bit_rgb.png"
+    (tmp_path / "sixteen").mkdir()
+    (tmp_path / "sixteen" / source.name).write_bytes(source.read_bytes())
+    levels = imagecodecs.png_decode(source.read_bytes()).astype(np.float32) / 65535
+    [example] = load_folder(tmp_path / "sixteen")
+    assert example.bit_depth == 16
+    sampler = Sampler([example], 3, None, torch.Generator().manual_seed(0))
+
+    _, clean = sampler.batch(6, 16)
+
+    windows = np.lib.stride_tricks.sliding_window_view(levels, (16, 16), axis=(0, 1))  # (H', W', C, 16, 16)
+    for crop in clean.numpy():
+        layouts = [np.rot90(view, k, axes=(-2, -1)) for view in (crop, crop[..., ::-1]) for k in range(4)]
+        assert any(np.any(np.all(windows == layout, axis=(2, 3, 4))) for layout in layouts)
+
+
+def test_without_validation_images_a_share_is_held_out_and_scored(tmp_path: Path) -> None:
+    folder = crops(PHOTO, tmp_path / "four", 4)
+    recorder = Recorder()
+
+    train(folder, output=tmp_path / "t.pth", sigma=25, iters=2, reporter=recorder, **{**TINY, "val_every": 2})
+
+    assert list(recorder.scores) == [2] and 15 < recorder.scores[2].psnr < 40

@@ -19,6 +19,7 @@ import torch
 from restore_cli import metrics
 from restore_cli.checkpoints import infer_config, load_model
 from restore_cli.engine import resolve_device, resolve_precision
+from restore_cli.evaluation import one_line
 from restore_cli.restormer import Restormer
 from restore_cli.training.data import (
     DataError,
@@ -147,7 +148,7 @@ def run(options: TrainingOptions, reporter: Reporter) -> TrainingResult:
     """Check everything, then train. Raises OptionError, DataError, StateError,
     CheckpointError or RegistryError before the first step; KeyboardInterrupt stops it."""
     check_options(options)
-    device = resolve_device(options.device)
+    device = training_device(options.device)
     dtype = training_dtype(options.precision, device)
     noise = parse_sigma(options.sigma) if options.sigma is not None else None
     examples = load_folder(options.data) if options.data is not None else load_pairs(*options.pairs)  # type: ignore[misc]
@@ -255,6 +256,13 @@ def _check_output(options: TrainingOptions) -> None:
         raise OptionError(
             f"{state}: a state file of an earlier run is there; resume it with --resume {state}, or pass --overwrite"
         )
+
+
+def training_device(name: str) -> torch.device:
+    try:
+        return resolve_device(name)
+    except (ValueError, RuntimeError) as error:  # RuntimeError: torch cannot parse the name
+        raise OptionError(f"--device {name}: {one_line(error)}") from None
 
 
 def training_dtype(precision: str, device: torch.device) -> torch.dtype:
