@@ -19,8 +19,8 @@ import torch
 
 from restore_cli.bench import describe_machine
 from restore_cli.engine import resolve_device
+from restore_cli.hardware import slow_precision_reason
 from restore_cli.training.loop import Trainer
-from restore_cli.training.run import native_bf16
 from restore_cli.training.sizes import SIZES, new_model
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -70,8 +70,9 @@ def main() -> None:
     device = resolve_device(args.device)
     rows = []
     for precision in args.precisions:
-        if PRECISIONS[precision] == torch.bfloat16 and not native_bf16(device):
-            print(f"skipping bf16: emulated on this {device.type} (no AVX512-BF16/AMX), it would only be slower")
+        reason = slow_precision_reason(PRECISIONS[precision], device)
+        if reason is not None:
+            print(f"skipping {precision}: {reason}")
             continue
         for size in args.sizes:
             rows.append(measure(size, PRECISIONS[precision], device, args.patch, args.batch, args.steps, args.warmup))

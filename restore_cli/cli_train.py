@@ -49,6 +49,7 @@ def train_command(
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up iterations (default: 2% of --iters)."),
     progressive: bool = typer.Option(False, "--progressive", help="The paper's progressive schedule: patches grow to --patch while batches shrink to --batch."),
     precision: str = typer.Option("auto", "--precision", help="auto (fp32), fp32, bf16 (where native), fp16 (CUDA)."),
+    allow_slow_precision: bool = typer.Option(False, "--allow-slow-precision", help="Train in a half precision this hardware would emulate (slower)."),
     clip: float = typer.Option(0.01, "--clip", help="Clip the gradient norm to this (0 = off); the authors' training clips to 0.01."),
     seed: int = typer.Option(0, "--seed", help="Seed for crops, augmentation, noise and initial weights."),
     ema: float = typer.Option(0.0, "--ema", help="Also keep an exponential moving average of the weights with this decay (e.g. 0.999), saved as params_ema."),

@@ -326,12 +326,12 @@ def test_bad_data_and_options_are_one_line_and_exit_2_before_training(case: str,
 
 
 def test_bf16_is_refused_where_the_cpu_would_emulate_it(clean: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from restore_cli.training import run
+    from restore_cli import hardware
 
-    monkeypatch.setattr(run, "native_bf16", lambda device: False)
+    monkeypatch.setattr(hardware, "cpu_info", lambda: hardware.CpuInfo("an AVX2 CPU", frozenset({"avx2"})))
     args, _ = setup_case("bf16 on an emulating CPU", tmp_path, clean)
 
-    assert_one_line_error(invoke(*args), 2, "emulated")
+    assert_one_line_error(invoke(*args), 2, "emulated", "--allow-slow-precision")
 
 
 # --------------------------------------------------------------------------- end to end

@@ -8,7 +8,6 @@ between two writes: the last state file is whole and resumes exactly.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +39,6 @@ from restore_cli.training.state import read_state, state_path, write_checkpoint,
 from restore_cli.training.validation import validate
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-"""CPU flags of bf16 matrix units; without them bf16 is emulated, ~90x slower than fp32."""
 
 
 class OptionError(Exception):
@@ -66,6 +63,7 @@ class TrainingOptions:
     warmup: int | None = None
     progressive: bool = False
     precision: str = "auto"
+    allow_slow_precision: bool = False
     clip: float = 0.01
     seed: int = 0
     ema: float = 0.0
@@ -149,7 +147,7 @@ def run(options: TrainingOptions, reporter: Reporter) -> TrainingResult:
     CheckpointError or RegistryError before the first step; KeyboardInterrupt stops it."""
     check_options(options)
     device = training_device(options.device)
-    dtype = training_dtype(options.precision, device)
+    dtype = training_dtype(options.precision, device, options.allow_slow_precision)
     noise = parse_sigma(options.sigma) if options.sigma is not None else None
     examples = load_folder(options.data) if options.data is not None else load_pairs(*options.pairs)  # type: ignore[misc]
     state = _read_resumed_state(options)
@@ -265,30 +263,13 @@ def training_device(name: str) -> torch.device:
         raise OptionError(f"--device {name}: {one_line(error)}") from None
 
 
-def training_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The engine's precision rules, and bf16 only where the hardware computes it natively:
-    emulated, it would make training much slower, not faster."""
+def training_dtype(precision: str, device: torch.device, allow_slow: bool) -> torch.dtype:
+    """The engine's precision rules: a half precision this hardware would emulate (much
+    slower, not faster) is refused unless asked for."""
     try:
-        dtype = resolve_precision(precision, device)  # type: ignore[arg-type]
+        return resolve_precision(precision, device, allow_slow)  # type: ignore[arg-type]
     except ValueError as error:
         raise OptionError(str(error)) from None
-    if dtype == torch.bfloat16 and not native_bf16(device):
-        raise OptionError(f"--precision bf16 is emulated on this {device.type.upper()} (slower than fp32); use fp32")
-    return dtype
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 matrix products run in hardware: CUDA's own check, on the CPU the
-    AVX512-BF16 / AMX flags (read on Linux; elsewhere assumed absent)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
 
 def _read_resumed_state(options: TrainingOptions) -> dict[str, Any] | None:
