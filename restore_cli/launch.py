@@ -6,8 +6,9 @@ with 2 MiB pages. Linux kernels usually give huge pages only to memory that asks
 (transparent_hugepage = ``madvise``), and glibc's malloc asks only when started with the
 tunable ``glibc.malloc.hugetlb=1``, which is read once, at process start. So the launcher
 re-executes the interpreter with that tunable before anything heavy is imported (one
-interpreter start, tens of milliseconds). Measured with ``benchmarks/tile_speed.py``: a
-256 x 256 pass of the full model took about 15% less CPU time.
+interpreter start, tens of milliseconds). Measured on a cold 256 x 256 pass of the full
+model: 174 k page faults became 16 k and CPU time fell about 3% (within run-to-run noise on a
+shared machine; see the README's Speed section).
 
 Nothing is re-executed where it cannot help (not glibc, huge pages ``never`` or already
 ``always``, the tunable already set) or when ``RESTORE_HUGE_PAGES=0``.

@@ -155,12 +155,14 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_a_second_pass_recycles_its_feature_maps_instead_of_faulting_them_in() -> None:
     """At 512 x 512 the tiny model's widest maps are 44 MiB, above the 32 MiB beyond which
     untuned glibc maps, faults and zeroes every block afresh. Fresh processes, because the
-    setting is process-wide and a long-lived heap's layout is not reproducible."""
+    setting is process-wide and a long-lived heap's layout is not reproducible. The tuned
+    pass faults ~10x less on a quiet machine and ~8x less on a loaded one (the kernel's own
+    page handling varies), so the bound is 5x: without the tuning the ratio is ~1."""
     runs = {mode: subprocess.Popen([sys.executable, "-c", SECOND_PASS_FAULTS, mode], stdout=subprocess.PIPE, text=True)
             for mode in ("plain", "tuned")}
     faults = {mode: int(run.communicate()[0]) for mode, run in runs.items()}
 
-    assert faults["tuned"] < faults["plain"] / 10, faults
+    assert faults["tuned"] < faults["plain"] / 5, faults
 
 
 def test_allocator_reuse_leaves_results_bit_identical(photo) -> None:
