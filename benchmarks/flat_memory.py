@@ -51,7 +51,7 @@ def measure(folder: Path, out: Path, weights: Path) -> list[float]:
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
         assert process.stdout is not None
         for line in process.stdout:
-            if "summary" not in json.loads(line):
+            if json.loads(line)["type"] == "image":
                 samples.append(rss_mib(process.pid))
     if process.returncode != 0:
         raise SystemExit(f"restore exited with {process.returncode}")

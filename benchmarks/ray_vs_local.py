@@ -77,7 +77,7 @@ def run(label: str, weights: Path, inputs: Path, out: Path, *engine: str, thread
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     arrivals = []
     for line in process.stdout:  # type: ignore[union-attr]
-        if "summary" not in json.loads(line):
+        if json.loads(line)["type"] == "image":
             arrivals.append(time.perf_counter() - started)
     _, stderr = process.communicate()
     wall = time.perf_counter() - started
