@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, Union
 
+from restore_cli.errors import one_line
 from restore_cli.images import DecodedImage, output_format, read_image, to_tensor, with_pixels, write_image
 from restore_cli.metadata import METADATA_BLOCKS, unsupported
 from restore_cli.planning import STDIO, Job, UsageError
@@ -372,7 +373,7 @@ def is_expected(error: Exception) -> bool:
 def describe_error(error: Exception) -> str:
     """One line for the user; a bug is reported as such, with a pointer to --debug (which
     then logs its traceback)."""
-    text = (str(error).splitlines() or [""])[0].strip() or type(error).__name__
+    text = one_line(error)
     if is_expected(error):
         return text
     logger.debug("unexpected error", exc_info=error)

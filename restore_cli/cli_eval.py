@@ -24,7 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from restore_cli import jsonl
-from restore_cli.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate, one_line
+from restore_cli.errors import one_line
+from restore_cli.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate
 from restore_cli.planning import UsageError
 
 # --------------------------------------------------------------------------- report

@@ -22,6 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from restore_cli import metrics
+from restore_cli.errors import one_line
 from restore_cli.images import ImageError, read_image
 from restore_cli.pairing import Pair, Problem, pair_folders
 from restore_cli.planning import UsageError
@@ -78,12 +79,6 @@ def run_step(name: str, path: Path, step: Step) -> Outcome:
     except STEP_ERRORS as error:
         message = one_line(error)
         return Outcome(name, error=message if str(path) in message else f"{path}: {message}")
-
-
-def one_line(error: Exception) -> str:
-    """Library errors (torch's especially) can span lines; the report keeps one per file."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 # --------------------------------------------------------------------------- steps

@@ -36,6 +36,7 @@ import tifffile
 from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
 from restore_cli import metadata
+from restore_cli.errors import one_line
 from restore_cli.metadata import EXIF_PREFIX, ORIENTATION_TAG
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def read_image(source: str | os.PathLike | BinaryIO, *, max_pixels: int | None =
         raise
     except Exception as exc:
         raise ImageError(
-            f"{name}: cannot decode image ({_reason(exc)}); check that it is a complete, uncorrupted image file"
+            f"{name}: cannot decode image ({one_line(exc)}); check that it is a complete, uncorrupted image file"
         ) from exc
 
 
@@ -148,7 +149,7 @@ def write_image(
     try:
         data = _encode(image, fmt, quality)
     except Exception as exc:
-        raise ImageError(f"{name}: cannot encode image as {fmt} ({_reason(exc)}); try another output format") from exc
+        raise ImageError(f"{name}: cannot encode image as {fmt} ({one_line(exc)}); try another output format") from exc
     if isinstance(destination, (str, os.PathLike)):
         _write_file(Path(destination), data)
     else:
@@ -161,7 +162,7 @@ def _write_file(path: Path, data: bytes) -> None:
     except OSError as exc:
         full = exc.errno in _FULL_DISK
         hint = "free some disk space (or lift the file size limit)" if full else "check that the folder exists and is writable"
-        raise ImageError(f"{path}: cannot write ({_reason(exc)}); {hint}") from exc
+        raise ImageError(f"{path}: cannot write ({one_line(exc)}); {hint}") from exc
 
 
 def _write_stream(stream: BinaryIO, data: bytes, name: str) -> None:
@@ -170,7 +171,7 @@ def _write_stream(stream: BinaryIO, data: bytes, name: str) -> None:
         stream.flush()
     except OSError as exc:
         hint = "check that the receiving program is still reading"
-        raise ImageError(f"{name}: cannot write ({_reason(exc)}); {hint}") from exc
+        raise ImageError(f"{name}: cannot write ({one_line(exc)}); {hint}") from exc
 
 
 def is_image_name(path: str | os.PathLike) -> bool:
@@ -240,11 +241,6 @@ def _describe(target: str | os.PathLike | BinaryIO) -> str:
     return name if isinstance(name, str) else "<stream>"
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
-    return text or type(exc).__name__
-
-
 def _read_bytes(source: str | os.PathLike | BinaryIO, name: str) -> bytes:
     try:
         if isinstance(source, (str, os.PathLike)):
@@ -256,7 +252,7 @@ def _read_bytes(source: str | os.PathLike | BinaryIO, name: str) -> bytes:
     except IsADirectoryError:
         raise ImageError(f"{name}: is a folder, not an image file; pass the image files inside it") from None
     except OSError as exc:
-        raise ImageError(f"{name}: cannot read ({_reason(exc)}); check the file's permissions") from exc
+        raise ImageError(f"{name}: cannot read ({one_line(exc)}); check the file's permissions") from exc
 
 
 def _refuse_devices(path: Path, name: str) -> None:

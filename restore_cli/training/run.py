@@ -18,7 +18,7 @@ import torch
 from restore_cli import metrics
 from restore_cli.checkpoints import infer_config, load_model
 from restore_cli.engine import resolve_device, resolve_precision
-from restore_cli.evaluation import one_line
+from restore_cli.errors import one_line
 from restore_cli.restormer import Restormer
 from restore_cli.training.data import (
     DataError,

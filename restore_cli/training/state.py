@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from restore_cli.evaluation import one_line
+from restore_cli.errors import one_line
 from restore_cli.images import atomic_write
 
 STATE_FORMAT = "restore-train-state/1"
