@@ -239,12 +239,14 @@ def shared_folder() -> Iterator[Path]:
 @pytest.mark.parametrize("below", ["", "new/"], ids=["write-denied", "folder-cannot-be-created"])
 def test_a_read_only_output_folder_fails_each_image_in_one_line_and_leaves_nothing(shared_folder: Path, below: str) -> None:
     photos = [_photo(shared_folder / "in" / f"{index}.png", seed=index) for index in range(2)]
-    for path in [shared_folder / "in", *photos]:
+    # The unprivileged user must read the weights: the checkout may sit in a root-only folder.
+    weights = Path(shutil.copy(RGB_WITHBIAS, shared_folder / RGB_WITHBIAS.name))
+    for path in [shared_folder / "in", *photos, weights]:
         path.chmod(0o755)
     locked = shared_folder / "locked"
     locked.mkdir(mode=0o555)
     with _unprivileged():
-        result = _restore(shared_folder / "in", "-o", locked / below, "--quiet")
+        result = _invoke("run", "--weights", weights, shared_folder / "in", "-o", locked / below, "--quiet")
     assert result.exit_code == 1 and "Traceback" not in result.stderr
     errors = result.stderr.splitlines()
     assert len(errors) == 2 and all("Permission denied" in line for line in errors)
