@@ -20,10 +20,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, Union
 
-from restore_cli.errors import one_line
+from restore_cli.errors import InputError, RestoreError, UsageError, one_line
 from restore_cli.images import DecodedImage, output_format, read_image, to_tensor, with_pixels, write_image
 from restore_cli.metadata import METADATA_BLOCKS, unsupported
-from restore_cli.planning import STDIO, Job, UsageError
+from restore_cli.planning import STDIO, Job
 
 if TYPE_CHECKING:
     import torch
@@ -37,9 +37,6 @@ ModelSpec = Union[str, Path]
 """A zoo model name (str) or a checkpoint file (Path)."""
 TileProgress = Callable[[int, int], None]
 
-
-class InputError(Exception):
-    """An input the chosen model cannot take (wrong number of views, mismatched sizes)."""
 
 
 # ---------------------------------------------------------------- models
@@ -367,7 +364,7 @@ def _guarded(job: Job, spent: float, work: Callable[[], _Stage]) -> _Stage | Res
 def is_expected(error: Exception) -> bool:
     """Errors raised by this package (and OS errors) are the user's to fix and already say
     how; anything else is a bug."""
-    return isinstance(error, OSError) or type(error).__module__.startswith("restore_cli")
+    return isinstance(error, (OSError, RestoreError))
 
 
 def describe_error(error: Exception) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.errors import CheckpointError
 
 StateDict = dict[str, torch.Tensor]
 
@@ -51,9 +52,6 @@ STAGES_SHARING_HEADS = (
 )
 """Per level, the stages built with that level's head count."""
 
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used. The message is one line a user can act on."""
 
 
 def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> Restormer:

@@ -24,9 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from restore_cli import jsonl
-from restore_cli.errors import one_line
+from restore_cli.errors import CheckpointError, MemoryBudgetError, UsageError, ZooError, one_line
 from restore_cli.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate
-from restore_cli.planning import UsageError
 
 # --------------------------------------------------------------------------- report
 
@@ -208,9 +207,6 @@ def eval_command(
 
 def _evaluate_or_exit(request: Request, as_json: bool) -> tuple[list[Outcome], Summary]:
     """Failures that stop the whole run end in one line: nothing to score (exit 2), no usable model (exit 1)."""
-    from restore_cli.checkpoints import CheckpointError
-    from restore_cli.engine import MemoryBudgetError
-    from restore_cli.registry import RegistryError
 
     try:
         return evaluate(request)
@@ -222,6 +218,6 @@ def _evaluate_or_exit(request: Request, as_json: bool) -> tuple[list[Outcome], S
     except UsageError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    except (CheckpointError, RegistryError, MemoryBudgetError, ValueError, OSError) as error:
+    except (CheckpointError, ZooError, MemoryBudgetError, ValueError, OSError) as error:
         typer.echo(f"error: {one_line(error)}", err=True)
         raise typer.Exit(1) from None

@@ -11,6 +11,7 @@ import typer
 
 from restore_cli import jsonl, registry
 from restore_cli.cli_help import ManPageCommand
+from restore_cli.errors import ZooError, ZooUsageError
 
 models_app = typer.Typer(help="Manage the pretrained Restormer checkpoints.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -20,10 +21,10 @@ LICENCE_NOTICE = (
 )
 
 
-def _fail(err: registry.RegistryError) -> typer.Exit:
+def _fail(err: ZooError) -> typer.Exit:
     """One line on stderr; an unknown model name is a usage error (2), the rest exit 1."""
     typer.echo(f"error: {err}", err=True)
-    return typer.Exit(2 if isinstance(err, registry.RegistryUsageError) else 1)
+    return typer.Exit(2 if isinstance(err, ZooUsageError) else 1)
 
 
 def _describe(entry: registry.ModelEntry) -> dict[str, Any]:
@@ -97,9 +98,9 @@ def download(
     for name in registry.model_names() if every else names or []:
         try:
             path = registry.resolve(name, offline=False, progress=not quiet)
-        except registry.RegistryUsageError as err:
+        except ZooUsageError as err:
             raise _fail(err) from None
-        except registry.RegistryError as err:
+        except ZooError as err:
             typer.echo(f"error: {err}", err=True)
             failed = True
             continue
@@ -116,7 +117,7 @@ def show_path(
     """Print the local path of a verified checkpoint, fetching it first if needed."""
     try:
         typer.echo(registry.resolve(name, offline=offline or None))
-    except registry.RegistryError as err:
+    except ZooError as err:
         raise _fail(err) from None
 
 
@@ -128,7 +129,7 @@ def verify_models(names: Optional[List[str]] = typer.Argument(None, metavar="[NA
         for outcome in registry.verify(names or None):
             typer.echo(f"{outcome.name}: {outcome.state} — {outcome.message}")
             bad = bad or outcome.state == "mismatch"
-    except registry.RegistryError as err:
+    except ZooError as err:
         raise _fail(err) from None
     if bad:
         raise typer.Exit(1)
@@ -144,6 +145,6 @@ def import_(
     cache, e.g. for offline machines."""
     try:
         model, target = registry.import_file(file, name=name, sha256=sha256)
-    except registry.RegistryError as err:
+    except ZooError as err:
         raise _fail(err) from None
     typer.echo(f"{model}: installed {target}; it matches {registry.hash_origin(model)}", err=True)

@@ -19,6 +19,7 @@ import typer
 
 from restore_cli import batch, executor, planning
 from restore_cli.images import MAX_PIXELS
+from restore_cli.errors import UnknownModelError, UsageError
 
 if TYPE_CHECKING:
     from restore_cli.ray_executor import RayOptions
@@ -215,7 +216,7 @@ def run_task(task: Task, options: TaskOptions) -> None:
         _debug_logging()
     try:
         code = _run(task, options)
-    except planning.UsageError as error:
+    except UsageError as error:
         _fail(str(error), executor.EXIT_USAGE)
     except Exception as error:
         if options.debug and not batch.is_expected(error):
@@ -241,7 +242,7 @@ def _debug_logging() -> None:
 def _run(task: Task, options: TaskOptions) -> int:
     listed = _listed_names(options)
     if not options.inputs and not listed:
-        raise planning.UsageError(f"Missing argument 'INPUT...' or --files-from FILE (see `restore {task.name} --help`)")
+        raise UsageError(f"Missing argument 'INPUT...' or --files-from FILE (see `restore {task.name} --help`)")
     choice = model_choice(task, options)
     settings = _settings(options)
     ray_options = _ray_options(options, settings)
@@ -290,7 +291,7 @@ def _ray_options(options: TaskOptions, settings: batch.EngineSettings) -> Option
     given = [flag for name, flag in _RAY_FLAGS.items() if getattr(options, name) is not None]
     if options.engine == "local":
         if given:
-            raise planning.UsageError(f"{given[0]} applies to --engine ray only; add --engine ray or drop it")
+            raise UsageError(f"{given[0]} applies to --engine ray only; add --engine ray or drop it")
         return None
     ray_executor = _import_ray_executor()
     ray_options = ray_executor.RayOptions(
@@ -310,7 +311,7 @@ def _import_ray_executor() -> Any:
     except ModuleNotFoundError as error:
         if error.name != "ray" and not str(error.name).startswith("ray."):
             raise
-        raise planning.UsageError('--engine ray needs Ray, which is not installed: pip install "restore-cli[ray]"') from None
+        raise UsageError('--engine ray needs Ray, which is not installed: pip install "restore-cli[ray]"') from None
     return ray_executor
 
 
@@ -318,7 +319,7 @@ def _ray_executor(
     options: TaskOptions, ray_options: RayOptions, settings: batch.EngineSettings, choice: batch.ModelChoice, jobs: list[planning.Job]
 ) -> executor.Executor:
     if any(job.output == planning.STDIO or planning.STDIO in job.sources for job in jobs):
-        raise planning.UsageError("--engine ray reads and writes files every worker can see; - (stdin/stdout) needs --engine local")
+        raise UsageError("--engine ray reads and writes files every worker can see; - (stdin/stdout) needs --engine local")
     ray_executor = _import_ray_executor()
     return ray_executor.RayExecutor.for_batch(
         ray_options, settings, choice, format=options.format, quality=options.quality, max_pixels=options.max_pixels
@@ -329,24 +330,24 @@ def _listed_names(options: TaskOptions) -> list[str]:
     """The names --files-from lists, read before anything else happens."""
     if options.files_from is None:
         if options.null:
-            raise planning.UsageError("-0/--null describes a --files-from list; give --files-from FILE or drop -0")
+            raise UsageError("-0/--null describes a --files-from list; give --files-from FILE or drop -0")
         return []
     if options.files_from == planning.STDIO:
         if planning.STDIO in (options.inputs or []):
-            raise planning.UsageError("--files-from - reads names from stdin, so - cannot also be an image input")
+            raise UsageError("--files-from - reads names from stdin, so - cannot also be an image input")
         return planning.read_name_list(sys.stdin.buffer, options.null)
     try:
         with open(options.files_from, "rb") as names:
             return planning.read_name_list(names, options.null)
     except OSError as error:
-        raise planning.UsageError(f"--files-from {options.files_from}: {error.strerror or error}") from None
+        raise UsageError(f"--files-from {options.files_from}: {error.strerror or error}") from None
 
 
 def model_choice(task: Task, options: TaskOptions) -> batch.ModelChoice:
     """The model for colour and for gray images, from the task's default and the options."""
     if options.weights is not None:
         if options.model is not None or options.sigma is not None:
-            raise planning.UsageError("--weights replaces the zoo model: drop --model/--sigma")
+            raise UsageError("--weights replaces the zoo model: drop --model/--sigma")
         return batch.ModelChoice.single(options.weights)
     if task.name == "denoise":
         choice = _denoise_choice(options.model, options.sigma)
@@ -359,10 +360,10 @@ def model_choice(task: Task, options: TaskOptions) -> batch.ModelChoice:
 
 def _denoise_choice(model: Optional[str], sigma: Optional[int]) -> batch.ModelChoice:
     if sigma is not None and sigma not in SIGMAS:
-        raise planning.UsageError(f"--sigma {sigma}: the non-blind denoisers exist for sigma {', '.join(map(str, SIGMAS))}")
+        raise UsageError(f"--sigma {sigma}: the non-blind denoisers exist for sigma {', '.join(map(str, SIGMAS))}")
     if sigma is not None:
         if model not in (None, GAUSSIAN):
-            raise planning.UsageError(f"--sigma picks a Gaussian denoiser; it cannot be combined with --model {model}")
+            raise UsageError(f"--sigma picks a Gaussian denoiser; it cannot be combined with --model {model}")
         return batch.ModelChoice(f"gaussian_color_denoising_sigma{sigma}", f"gaussian_gray_denoising_sigma{sigma}")
     if model == GAUSSIAN:
         return batch.ModelChoice("gaussian_color_denoising_blind", "gaussian_gray_denoising_blind")
@@ -378,8 +379,8 @@ def _check_zoo_names(choice: batch.ModelChoice) -> None:
         if isinstance(spec, str):
             try:
                 registry.get_entry(spec)
-            except registry.UnknownModelError as error:
-                raise planning.UsageError(str(error)) from None
+            except UnknownModelError as error:
+                raise UsageError(str(error)) from None
 
 
 def _settings(options: TaskOptions) -> batch.EngineSettings:
@@ -398,12 +399,12 @@ def _settings(options: TaskOptions) -> batch.EngineSettings:
 
 def _naming(task: Task, options: TaskOptions) -> planning.Naming:
     if options.overwrite and options.skip_existing:
-        raise planning.UsageError("--overwrite and --skip-existing contradict each other; pick one")
+        raise UsageError("--overwrite and --skip-existing contradict each other; pick one")
     if options.output == planning.STDIO and options.as_json:
-        raise planning.UsageError("-o - and --json both need stdout; write the image to a file or drop --json")
+        raise UsageError("-o - and --json both need stdout; write the image to a file or drop --json")
     to_stdout = options.output == planning.STDIO or (options.output is None and options.inputs == [planning.STDIO])
     if to_stdout and sys.stdout.isatty():
-        raise planning.UsageError("refusing to write image bytes to a terminal; redirect stdout (> out.png) or give -o FILE")
+        raise UsageError("refusing to write image bytes to a terminal; redirect stdout (> out.png) or give -o FILE")
     policy: planning.Policy = "overwrite" if options.overwrite else "skip" if options.skip_existing else "error"
     return planning.Naming(
         task=task.output_word,

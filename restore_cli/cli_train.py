@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
+from restore_cli.errors import CheckpointError, DataError, StateError, UsageError, ZooError
 
 if TYPE_CHECKING:
     from restore_cli import metrics
@@ -70,11 +71,8 @@ def train_command(
     non-commercial licence."""
     chosen = {name: value for name, value in locals().items() if name not in ("as_json", "quiet")}
     # Imported here, not at the top: torch would slow down every other command's start.
-    from restore_cli.checkpoints import CheckpointError
-    from restore_cli.registry import RegistryError
-    from restore_cli.training.data import DataError
-    from restore_cli.training.run import OptionError, TrainingOptions, run
-    from restore_cli.training.state import StateError, state_path
+    from restore_cli.training.run import TrainingOptions, run
+    from restore_cli.training.state import state_path
 
     options = TrainingOptions(**chosen)
     console = Console(stderr=True, quiet=quiet)
@@ -82,9 +80,9 @@ def train_command(
     try:
         with reporter.progress:
             result = run(options, reporter)
-    except (OptionError, DataError, StateError) as error:  # what was asked for: options, data, state file
+    except (UsageError, DataError, StateError) as error:  # what was asked for: options, data, state file
         _fail(str(error), EXIT_USAGE)
-    except (CheckpointError, RegistryError) as error:
+    except (CheckpointError, ZooError) as error:
         _fail(str(error), EXIT_FAILED)
     except KeyboardInterrupt:
         _fail(reporter.interrupted(state_path(output)), EXIT_INTERRUPTED)

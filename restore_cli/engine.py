@@ -31,6 +31,7 @@ from torch import nn
 
 from restore_cli.hardware import CpuInfo, slow_precision_reason
 from restore_cli.tiling import Blend, TilePlan, padded_length, plan_tiles
+from restore_cli.errors import MemoryBudgetError, SlowPrecisionError
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,6 @@ editor the image came from); on a GPU, room for allocator slack the model does n
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class SlowPrecisionError(ValueError):
-    """The precision asked for would be emulated (or crawl) on this hardware."""
-
-
-class MemoryBudgetError(Exception):
-    """The budget cannot hold even the smallest tile. The message says what would."""
 
 
 @dataclass(frozen=True)

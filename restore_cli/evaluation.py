@@ -22,10 +22,9 @@ from typing import Any, Optional
 import numpy as np
 
 from restore_cli import metrics
-from restore_cli.errors import one_line
-from restore_cli.images import ImageError, read_image
+from restore_cli.errors import ImageError, MetricError, UsageError, one_line
+from restore_cli.images import read_image
 from restore_cli.pairing import Pair, Problem, pair_folders
-from restore_cli.planning import UsageError
 
 KNOWN_BENCHMARKS = (
     "CBSD68", "Kodak24", "McMaster", "Urban100", "Set12", "BSD68",
@@ -34,7 +33,7 @@ KNOWN_BENCHMARKS = (
 """Datasets whose folder name is enough to look the paper's score up in the manifest."""
 OFFICIAL_SIGMAS = (15, 25, 50)
 """Noise levels with a dedicated (non-blind) official model; others use the blind one."""
-STEP_ERRORS: tuple[type[Exception], ...] = (ImageError, metrics.MetricError, ValueError, RuntimeError)
+STEP_ERRORS: tuple[type[Exception], ...] = (ImageError, MetricError, ValueError, RuntimeError)
 """Failures that belong to one image (bad file, wrong size, wrong channels, out of memory)."""
 
 

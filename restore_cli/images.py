@@ -36,7 +36,7 @@ import tifffile
 from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
 from restore_cli import metadata
-from restore_cli.errors import one_line
+from restore_cli.errors import ImageError, one_line
 from restore_cli.metadata import EXIF_PREFIX, ORIENTATION_TAG
 
 if TYPE_CHECKING:
@@ -77,9 +77,6 @@ def _current_umask() -> int:
 
 _FILE_MODE = 0o666 & ~_current_umask()
 
-
-class ImageError(Exception):
-    """A problem with an image file that the user can fix; str() is one line naming the file."""
 
 
 @dataclass

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from restore_cli.errors import MetricError
 
 Y_COEFFICIENTS = np.array([65.481, 128.553, 24.966])
 """BT.601 luma weights for R, G, B in [0, 1], giving Y in [16, 235] on the 8-bit scale."""
@@ -25,9 +26,6 @@ SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
-
-class MetricError(ValueError):
-    """Two images that cannot be compared; the message says why in words a user can act on."""
 
 
 @dataclass(frozen=True)

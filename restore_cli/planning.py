@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from restore_cli.images import ImageError, is_image_name, output_format
+from restore_cli.images import is_image_name, output_format
+from restore_cli.errors import ImageError, UsageError
 
 STDIO = "-"
 """As an input: read the image from stdin; as an output: write its bytes to stdout."""
@@ -27,9 +28,6 @@ Policy = Literal["error", "overwrite", "skip"]
 _GLOB_MAGIC = re.compile(r"[*?[]")
 _EXTENSION_OF = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 
-
-class UsageError(Exception):
-    """A command that cannot run as given; nothing has been read or written yet (exit 2)."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from ray.exceptions import RayActorError, RayError
 from restore_cli.batch import EngineSettings, Model, ModelChoice, ModelSpec, Pipeline, Result, describe_error, settled
 from restore_cli.executor import Reporter
 from restore_cli.images import leftover_temp_files
-from restore_cli.planning import Job, UsageError
+from restore_cli.planning import Job
+from restore_cli.errors import UsageError, WorkerError
 
 MAX_DEATHS = 3
 """An image whose worker died this many times while holding it is reported failed instead of
@@ -45,9 +46,6 @@ for a round trip to the driver."""
 CANCEL_GRACE_SECONDS = 10.0
 """After Ctrl-C, how long the workers get to notice the cancellation and finish a write."""
 
-
-class WorkerError(Exception):
-    """No worker can build the model (e.g. --device cuda where the workers have no GPU)."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from filelock import FileLock
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from tqdm.std import tqdm
+from restore_cli.errors import CheckpointError, UnknownModelError, ZooError, ZooUsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,8 +38,8 @@ __all__ = [
     "HubFile",
     "ModelEntry",
     "PaperResult",
-    "RegistryError",
-    "RegistryUsageError",
+    "ZooError",
+    "ZooUsageError",
     "UnknownModelError",
     "Verification",
     "cached_path",
@@ -67,16 +68,7 @@ _CHUNK = 1 << 20
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
-class RegistryError(Exception):
-    """A zoo problem the user can act on; ``str()`` is one line naming the model and the fix."""
 
-
-class RegistryUsageError(RegistryError):
-    """A request that cannot be right as given (exit 2), rather than a failed download."""
-
-
-class UnknownModelError(RegistryUsageError):
-    """The name is not in the manifest."""
 
 
 @dataclass(frozen=True)
@@ -314,7 +306,7 @@ def check_sha256(text: str) -> str:
     """A SHA-256 as given by a user, lower-cased; refused unless it is 64 hex digits."""
     value = text.strip().lower()
     if not _SHA256.fullmatch(value):
-        raise RegistryUsageError(f"{text!r} is not a SHA-256: it must be 64 hexadecimal digits, as on the Hub's file page")
+        raise ZooUsageError(f"{text!r} is not a SHA-256: it must be 64 hexadecimal digits, as on the Hub's file page")
     return value
 
 
@@ -356,8 +348,8 @@ def _discard(path: Path) -> None:
     blob.unlink(missing_ok=True)
 
 
-def _mismatch(entry: ModelEntry, where: str, expected: str, actual: str) -> RegistryError:
-    return RegistryError(
+def _mismatch(entry: ModelEntry, where: str, expected: str, actual: str) -> ZooError:
+    return ZooError(
         f"{entry.name}: checksum mismatch for {where} (expected sha256 {expected[:16]}…, "
         f"got {actual[:16]}…); the file was deleted — run `restore models download {entry.name}` "
         "to fetch it again"
@@ -486,7 +478,7 @@ def _from_release(entry: ModelEntry, expected: _Expected, progress: bool) -> Pat
             length = response.headers.get("Content-Length")
             actual = _stream(response, sink, int(length) if length else None, entry.filename, progress)
     except OSError as err:  # urllib's URLError and HTTPError are OSErrors
-        raise RegistryError(
+        raise ZooError(
             f"{entry.name}: could not download {entry.url} ({_why(err)}); check the connection, or fetch "
             f"the file elsewhere and run `restore models import FILE`"
         ) from None
@@ -502,7 +494,7 @@ def _download(entry: ModelEntry, progress: bool) -> Path:
     on_hub, hub_sha = _ask_hub(entry)
     expected = _Expected(entry.sha256, "manifest") if entry.sha256_known else hub_sha and _Expected(hub_sha, "hub")
     if not expected:
-        raise RegistryError(
+        raise ZooError(
             f"{entry.name} has no pinned SHA-256 and the Hub did not report one, so {entry.url} cannot be "
             f"verified; retry when {_hub_endpoint()} is reachable, or run `restore models import FILE "
             f"--name {entry.name} --sha256 HEX` with the SHA-256 shown on the Hub's file page"
@@ -524,8 +516,8 @@ def _cached_and_verified(entry: ModelEntry) -> Path | None:
     return _check(entry, path, expected, (record or {}).get("source", "cache"))
 
 
-def _offline_error(entry: ModelEntry) -> RegistryError:
-    return RegistryError(
+def _offline_error(entry: ModelEntry) -> ZooError:
+    return ZooError(
         f"{entry.name} is not in the cache (or not verified) and offline mode is on; download {entry.url} "
         f"on a connected machine, then run `restore models import {entry.filename}` here"
     )
@@ -569,7 +561,7 @@ def _verify_one(entry: ModelEntry) -> Verification:
     source = _read_records().get(entry.name, {}).get("source", "cache")
     try:
         _check(entry, path, expected, source)
-    except RegistryError as err:
+    except ZooError as err:
         return Verification(entry.name, "mismatch", path, str(err))
     state = "ok" if entry.sha256_known else "unpinned"
     return Verification(entry.name, state, path, f"matches {HASH_ORIGINS[expected.origin]}")
@@ -584,7 +576,7 @@ def _identify(source: Path, sha256: str) -> ModelEntry:
     for entry in manifest.values():
         if entry.sha256_known and entry.sha256 == sha256:
             return entry
-    raise RegistryError(
+    raise ZooError(
         f"cannot tell which model {source} is (neither its name nor its checksum matches one); "
         "pass --name NAME"
     )
@@ -601,7 +593,7 @@ def import_file(source: Path, *, name: str | None = None, sha256: str | None = N
     """
     given = None if sha256 is None else check_sha256(sha256)
     if not source.is_file():
-        raise RegistryError(f"cannot import {source}: no such file")
+        raise ZooError(f"cannot import {source}: no such file")
     models_dir = zoo_dir() / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     with source.open("rb") as src, _temp_beside(models_dir / source.name) as (tmp, sink):
@@ -610,12 +602,12 @@ def import_file(source: Path, *, name: str | None = None, sha256: str | None = N
         entry = get_entry(name) if name else _identify(source, actual)
         expected = _import_expectation(entry, source, given)
         if actual != expected.sha256:
-            raise RegistryError(
+            raise ZooError(
                 f"{source} is not {entry.name}: its sha256 is {actual[:16]}…, expected {expected.sha256[:16]}…; "
                 "nothing was installed"
             )
         _check_loadable(tmp, source)
-    except RegistryError:
+    except ZooError:
         tmp.unlink()
         raise
     with _lock(entry.name):
@@ -628,14 +620,14 @@ def import_file(source: Path, *, name: str | None = None, sha256: str | None = N
 def _import_expectation(entry: ModelEntry, source: Path, given: str | None) -> _Expected:
     if entry.sha256_known:
         if given is not None and given != entry.sha256:
-            raise RegistryUsageError(
+            raise ZooUsageError(
                 f"--sha256 {given[:16]}… is not the pinned SHA-256 of {entry.name} ({entry.sha256[:16]}…); "
                 "drop --sha256, the pinned value is used"
             )
         return _Expected(entry.sha256, "manifest")
     expected = _Expected(given, "import") if given is not None else _expected_sha(entry)
     if expected is None:
-        raise RegistryError(
+        raise ZooError(
             f"{entry.name} has no pinned SHA-256, so {source} cannot be verified; pass --sha256 HEX "
             "with the value shown on the Hub's file page"
         )
@@ -645,10 +637,10 @@ def _import_expectation(entry: ModelEntry, source: Path, given: str | None) -> _
 def _check_loadable(copy: Path, source: Path) -> None:
     """A matching hash only proves the file is what its giver hashed: a text file with its own
     --sha256 passes that. Loading it as a Restormer is what makes it a model."""
-    from restore_cli.checkpoints import CheckpointError, build_model, read_state_dict
+    from restore_cli.checkpoints import build_model, read_state_dict
 
     try:
         build_model(read_state_dict(copy), source=str(source))
     except CheckpointError as error:
         reason = str(error).replace(str(copy), str(source))
-        raise RegistryError(f"cannot import {source}: {reason}; nothing was installed") from None
+        raise ZooError(f"cannot import {source}: {reason}; nothing was installed") from None

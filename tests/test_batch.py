@@ -17,8 +17,9 @@ import torch
 
 from restore_cli import batch, executor
 from restore_cli.batch import Model, ModelChoice, Models, Pipeline
-from restore_cli.planning import STDIO, Job, Naming, UsageError, plan_jobs
+from restore_cli.planning import STDIO, Job, Naming, plan_jobs
 from restore_cli.images import DecodedImage, read_image, write_image
+from restore_cli.errors import InputError, UsageError
 
 
 def _image(channels: int = 3, height: int = 8, width: int = 16, seed: int = 0) -> DecodedImage:
@@ -268,14 +269,14 @@ def test_models_are_loaded_once_per_spec_and_a_failed_load_is_not_retried() -> N
     def load(spec):
         loads.append(spec)
         if spec == "missing":
-            raise batch.InputError("missing is not cached")
+            raise InputError("missing is not cached")
         return _invert(spec)
 
     models = Models(ModelChoice("colour", "gray"), load)
     for channels in (3, 1, 3, 1):
         models.for_image(_image(channels))
     for _ in range(2):
-        with pytest.raises(batch.InputError):
+        with pytest.raises(InputError):
             models.get("missing")
     assert loads == ["colour", "gray", "missing"]
 

@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from restore_cli.images import ImageError, read_image
+from restore_cli.images import read_image
 from restore_cli.tiling import plan_tiles
+from restore_cli.errors import ImageError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import tifffile
 from PIL import Image, ImageOps
 
 from restore_cli import images
-from restore_cli.images import DecodedImage, ImageError, read_image, to_tensor, with_pixels, write_image
+from restore_cli.images import DecodedImage, read_image, to_tensor, with_pixels, write_image
+from restore_cli.errors import ImageError
 
 DATA = Path(__file__).parent / "data" / "images"
 PIXEL2XL_16BIT = DATA / "pixel2xl_16bit_rgb.png"

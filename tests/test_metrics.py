@@ -17,6 +17,7 @@ from PIL import Image
 
 from restore_cli import metrics
 from restore_cli.images import read_image
+from restore_cli.errors import MetricError
 
 skimage_color = pytest.importorskip("skimage.color")
 skimage_metrics = pytest.importorskip("skimage.metrics")
@@ -160,7 +161,7 @@ def test_float_predictions_are_scored_as_the_file_they_would_be_saved_as() -> No
 def test_images_that_cannot_be_compared_raise_metric_error(
     prediction: tuple[int, ...], reference: tuple[int, ...], border: int, message: str
 ) -> None:
-    with pytest.raises(metrics.MetricError, match=message):
+    with pytest.raises(MetricError, match=message):
         metrics.score(np.zeros(prediction), np.zeros(reference), 8, border=border)
 
 

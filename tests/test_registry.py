@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import PINNED, RELEASE_ONLY, UNPINNED, Zoo
 from tests.hub_server import resolve_in_child
 from restore_cli import registry
+from restore_cli.errors import UnknownModelError, ZooError
 
 OFFICIAL = {
     "motion_deblurring",
@@ -128,7 +129,7 @@ def test_unpinned_model_is_checked_against_the_hub_etag_and_recorded(zoo: Zoo) -
 
 def test_hub_serving_wrong_bytes_is_refused_and_deleted(zoo: Zoo) -> None:
     zoo.hub.hub_files["deraining.pth"] = b"not the checkpoint" * 100
-    with pytest.raises(registry.RegistryError, match="checksum mismatch.*deleted") as caught:
+    with pytest.raises(ZooError, match="checksum mismatch.*deleted") as caught:
         registry.resolve(PINNED, progress=False)
     assert "\n" not in str(caught.value) and PINNED in str(caught.value)
     repo_cache = zoo.hf_home / "hub" / "models--deepinv--Restormer"
@@ -141,7 +142,7 @@ def test_cached_file_corrupted_later_is_caught_before_use(zoo: Zoo) -> None:
     blob = path.resolve()
     blob.chmod(0o644)
     blob.write_bytes(b"bit rot" + zoo.payload(PINNED)[7:])
-    with pytest.raises(registry.RegistryError, match="checksum mismatch"):
+    with pytest.raises(ZooError, match="checksum mismatch"):
         registry.resolve(PINNED, progress=False)
     assert not blob.exists() and not path.exists()
 
@@ -163,7 +164,7 @@ def test_model_not_on_the_hub_never_asks_the_hub(zoo: Zoo) -> None:
 
 def test_release_serving_wrong_bytes_leaves_nothing_behind(zoo: Zoo) -> None:
     zoo.hub.release_files["motion_deblurring.pth"] = b"truncated"
-    with pytest.raises(registry.RegistryError, match="checksum mismatch.*deleted"):
+    with pytest.raises(ZooError, match="checksum mismatch.*deleted"):
         registry.resolve(RELEASE_ONLY, progress=False)
     assert _files_under(registry.zoo_dir() / "models") == []
 
@@ -185,14 +186,14 @@ def test_unpinned_model_is_not_fetched_unverified_when_the_hub_is_down(
     zoo: Zoo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    with pytest.raises(registry.RegistryError, match="no pinned SHA-256.*--sha256"):
+    with pytest.raises(ZooError, match="no pinned SHA-256.*--sha256"):
         registry.resolve(UNPINNED, progress=False)
     assert zoo.hub.downloads() == 0
 
 
 def test_unreachable_release_url_is_one_clear_error(zoo: Zoo) -> None:
     zoo.hub.release_files.clear()
-    with pytest.raises(registry.RegistryError) as caught:
+    with pytest.raises(ZooError) as caught:
         registry.resolve(RELEASE_ONLY, progress=False)
     message = str(caught.value)
     assert "could not download" in message and zoo.entries[RELEASE_ONLY].url in message
@@ -206,7 +207,7 @@ def test_unreachable_release_url_is_one_clear_error(zoo: Zoo) -> None:
 def test_offline_without_cache_says_how_to_import(zoo: Zoo, monkeypatch: pytest.MonkeyPatch, via_env: bool) -> None:
     if via_env:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(registry.RegistryError) as caught:
+    with pytest.raises(ZooError) as caught:
         registry.resolve(PINNED, offline=None if via_env else True)
     message = str(caught.value)
     assert zoo.entries[PINNED].url in message and "restore models import" in message
@@ -222,7 +223,7 @@ def test_offline_with_cache_uses_it_without_network(zoo: Zoo, monkeypatch: pytes
 
 
 def test_unknown_model_names_the_known_ones(zoo: Zoo) -> None:
-    with pytest.raises(registry.UnknownModelError, match="unknown model 'derain'.*deraining"):
+    with pytest.raises(UnknownModelError, match="unknown model 'derain'.*deraining"):
         registry.resolve("derain")
 
 
@@ -260,7 +261,7 @@ def test_import_infers_the_model_from_its_checksum(zoo: Zoo, tmp_path: Path) -> 
 def test_import_with_a_bad_checksum_installs_nothing(zoo: Zoo, tmp_path: Path) -> None:
     source = tmp_path / "deraining.pth"
     source.write_bytes(b"something else")
-    with pytest.raises(registry.RegistryError, match="is not deraining.*nothing was installed"):
+    with pytest.raises(ZooError, match="is not deraining.*nothing was installed"):
         registry.import_file(source)
     assert _files_under(registry.zoo_dir() / "models") == []
 
@@ -268,7 +269,7 @@ def test_import_with_a_bad_checksum_installs_nothing(zoo: Zoo, tmp_path: Path) -
 def test_import_of_an_unpinned_model_needs_an_expected_checksum(zoo: Zoo, tmp_path: Path) -> None:
     source = tmp_path / f"{UNPINNED}.pth"
     source.write_bytes(zoo.payload(UNPINNED))
-    with pytest.raises(registry.RegistryError, match="--sha256"):
+    with pytest.raises(ZooError, match="--sha256"):
         registry.import_file(source)
     sha = hashlib.sha256(zoo.payload(UNPINNED)).hexdigest()
     assert registry.import_file(source, sha256=sha.upper())[0] == UNPINNED

@@ -20,15 +20,13 @@ import numpy as np
 import torch
 
 from restore_cli import metrics
-from restore_cli.images import ImageError, read_image, to_integer_levels
+from restore_cli.images import read_image, to_integer_levels
 from restore_cli.pairing import list_images, pair_folders
+from restore_cli.errors import DataError, ImageError
 
 DIHEDRAL = 8
 """Flips times 90-degree rotations: the eight ways to lay a square crop down."""
 
-
-class DataError(Exception):
-    """Training data that cannot be used; str() is one line naming the file and the fix."""
 
 
 @dataclass(frozen=True)

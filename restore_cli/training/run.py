@@ -18,10 +18,9 @@ import torch
 from restore_cli import metrics
 from restore_cli.checkpoints import infer_config, load_model
 from restore_cli.engine import resolve_device, resolve_precision
-from restore_cli.errors import one_line
+from restore_cli.errors import DataError, UsageError, one_line
 from restore_cli.restormer import Restormer
 from restore_cli.training.data import (
-    DataError,
     Example,
     Noise,
     Sampler,
@@ -40,9 +39,6 @@ from restore_cli.training.validation import validate
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
-
-class OptionError(Exception):
-    """Options that cannot start a run; str() is one line saying which and what to do."""
 
 
 @dataclass(frozen=True)
@@ -143,8 +139,8 @@ def train(data: str | Path | None = None, *, output: str | Path, reporter: Repor
 
 
 def run(options: TrainingOptions, reporter: Reporter) -> TrainingResult:
-    """Check everything, then train. Raises OptionError, DataError, StateError,
-    CheckpointError or RegistryError before the first step; KeyboardInterrupt stops it."""
+    """Check everything, then train. Raises UsageError, DataError, StateError,
+    CheckpointError or ZooError before the first step; KeyboardInterrupt stops it."""
     check_options(options)
     device = training_device(options.device)
     dtype = training_dtype(options.precision, device, options.allow_slow_precision)
@@ -197,61 +193,61 @@ def run(options: TrainingOptions, reporter: Reporter) -> TrainingResult:
 def check_options(options: TrainingOptions) -> None:
     """Refuse, before reading any image, options no run could use."""
     if (options.data is None) == (options.pairs is None):
-        raise OptionError("give a folder of clean images with --sigma, or --pairs INPUT TARGET")
+        raise UsageError("give a folder of clean images with --sigma, or --pairs INPUT TARGET")
     if options.data is not None and options.sigma is None:
-        raise OptionError("clean images need a degradation: add --sigma 25 (or a range such as 0-50)")
+        raise UsageError("clean images need a degradation: add --sigma 25 (or a range such as 0-50)")
     if options.pairs is not None and options.sigma is not None:
-        raise OptionError("--sigma adds noise to clean images; it cannot be used with --pairs")
+        raise UsageError("--sigma adds noise to clean images; it cannot be used with --pairs")
     if options.sigma is not None:
         try:
             parse_sigma(options.sigma)
         except ValueError as error:
-            raise OptionError(str(error)) from None
+            raise UsageError(str(error)) from None
     if options.start is not None and options.size is not None:
-        raise OptionError("give --from (start from weights) or --size (start from scratch), not both")
+        raise UsageError("give --from (start from weights) or --size (start from scratch), not both")
     if options.size is not None and options.size not in SIZES:
-        raise OptionError(f"unknown --size {options.size!r}; choose one of {', '.join(SIZES)}")
+        raise UsageError(f"unknown --size {options.size!r}; choose one of {', '.join(SIZES)}")
     if options.val is not None and options.val_pairs is not None:
-        raise OptionError("give --val or --val-pairs, not both")
+        raise UsageError("give --val or --val-pairs, not both")
     if options.val is not None and options.sigma is None:
-        raise OptionError("--val takes clean images for a --sigma run; with --pairs, use --val-pairs INPUT TARGET")
+        raise UsageError("--val takes clean images for a --sigma run; with --pairs, use --val-pairs INPUT TARGET")
     _check_numbers(options)
     _check_output(options)
 
 
 def _check_numbers(options: TrainingOptions) -> None:
     if options.patch < 8 or options.patch % 8:
-        raise OptionError(f"--patch must be a multiple of 8 (the network halves it three times), got {options.patch}")
+        raise UsageError(f"--patch must be a multiple of 8 (the network halves it three times), got {options.patch}")
     for name, value in (("--batch", options.batch), ("--iters", options.iters)):
         if value < 1:
-            raise OptionError(f"{name} must be at least 1, got {value}")
+            raise UsageError(f"{name} must be at least 1, got {value}")
     for name, value in (("--save-every", options.save_every), ("--val-every", options.val_every)):
         if value < 0:
-            raise OptionError(f"{name} must be 0 (never) or more, got {value}")
+            raise UsageError(f"{name} must be 0 (never) or more, got {value}")
     if not options.lr > 0:
-        raise OptionError(f"--lr must be positive, got {options.lr}")
+        raise UsageError(f"--lr must be positive, got {options.lr}")
     if options.warmup is not None and not 0 < options.warmup <= options.iters:
-        raise OptionError(f"--warmup must be between 1 and --iters ({options.iters}), got {options.warmup}")
+        raise UsageError(f"--warmup must be between 1 and --iters ({options.iters}), got {options.warmup}")
     if options.clip < 0:
-        raise OptionError(f"--clip must be 0 (off) or a positive gradient norm, got {options.clip}")
+        raise UsageError(f"--clip must be 0 (off) or a positive gradient norm, got {options.clip}")
     if not 0 <= options.ema < 1:
-        raise OptionError(f"--ema must be 0 (off) or a decay below 1 such as 0.999, got {options.ema}")
+        raise UsageError(f"--ema must be 0 (off) or a decay below 1 such as 0.999, got {options.ema}")
     if not 0 <= options.val_share < 1:
-        raise OptionError(f"--val-share must be in [0, 1), got {options.val_share}")
+        raise UsageError(f"--val-share must be in [0, 1), got {options.val_share}")
 
 
 def _check_output(options: TrainingOptions) -> None:
     output = options.output
     if output.suffix not in CHECKPOINT_SUFFIXES:
-        raise OptionError(f"-o {output}: name the checkpoint .pth (it is written as a PyTorch file)")
+        raise UsageError(f"-o {output}: name the checkpoint .pth (it is written as a PyTorch file)")
     if not output.parent.is_dir():
-        raise OptionError(f"-o {output}: folder {output.parent} does not exist; create it first")
+        raise UsageError(f"-o {output}: folder {output.parent} does not exist; create it first")
     if output.exists() and not options.overwrite:
-        raise OptionError(f"-o {output}: already exists; pass --overwrite to replace it")
+        raise UsageError(f"-o {output}: already exists; pass --overwrite to replace it")
     state = state_path(output)
     resuming_here = options.resume is not None and options.resume.resolve() == state.resolve()
     if state.exists() and not resuming_here and not options.overwrite:
-        raise OptionError(
+        raise UsageError(
             f"{state}: a state file of an earlier run is there; resume it with --resume {state}, or pass --overwrite"
         )
 
@@ -260,7 +256,7 @@ def training_device(name: str) -> torch.device:
     try:
         return resolve_device(name)
     except (ValueError, RuntimeError) as error:  # RuntimeError: torch cannot parse the name
-        raise OptionError(f"--device {name}: {one_line(error)}") from None
+        raise UsageError(f"--device {name}: {one_line(error)}") from None
 
 
 def training_dtype(precision: str, device: torch.device, allow_slow: bool) -> torch.dtype:
@@ -269,7 +265,7 @@ def training_dtype(precision: str, device: torch.device, allow_slow: bool) -> to
     try:
         return resolve_precision(precision, device, allow_slow)  # type: ignore[arg-type]
     except ValueError as error:
-        raise OptionError(str(error)) from None
+        raise UsageError(str(error)) from None
 
 
 def _read_resumed_state(options: TrainingOptions) -> dict[str, Any] | None:
@@ -280,7 +276,7 @@ def _read_resumed_state(options: TrainingOptions) -> dict[str, Any] | None:
     changed = [key for key in current if recorded.get(key) != current[key]]
     if changed:
         was = ", ".join(f"{key}={recorded.get(key)!r}" for key in changed)
-        raise OptionError(f"{options.resume}: written by a run with {was}; resume with the same options")
+        raise UsageError(f"{options.resume}: written by a run with {was}; resume with the same options")
     return state
 
 

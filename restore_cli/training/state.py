@@ -15,14 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from restore_cli.errors import one_line
+from restore_cli.errors import StateError, one_line
 from restore_cli.images import atomic_write
 
 STATE_FORMAT = "restore-train-state/1"
 
-
-class StateError(Exception):
-    """A state file that cannot be resumed from; str() is one line naming it and the fix."""
 
 
 def state_path(output: Path) -> Path:
