@@ -16,7 +16,7 @@ __all__ = ["__version__", "load_model"]
 
 def __getattr__(name: str):
     if name == "load_model":
-        from restore_cli.checkpoints import load_model
+        from restore_cli.model.zoo import load_model
 
         return load_model
     raise AttributeError(f"module 'restore_cli' has no attribute {name!r}")

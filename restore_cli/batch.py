@@ -28,7 +28,7 @@ from restore_cli.planning import STDIO, Job
 if TYPE_CHECKING:
     import torch
 
-    from restore_cli.restormer import Restormer
+    from restore_cli.model.restormer import Restormer
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _check_budget(max_memory: str, device: torch.device) -> None:
 def parse_tlc(enabled: bool, window: int | None) -> int | None:
     """`--tlc` / `--tlc-window N` as the engine takes them: the window, or None for global
     attention. A window alone switches TLC on: it has no other meaning."""
-    from restore_cli.tlc import DEFAULT_WINDOW
+    from restore_cli.model.tlc import DEFAULT_WINDOW
 
     if window is None:
         return DEFAULT_WINDOW if enabled else None
@@ -165,15 +165,15 @@ class EngineSettings:
 
     def load(self, spec: ModelSpec) -> Model:
         """Resolve a zoo name or file to a checkpoint, build the network and wrap it in the engine."""
-        from restore_cli.checkpoints import load_model
+        from restore_cli.model.zoo import load_model
 
         return self.wrap(spec, load_model(self.checkpoint(spec)))
 
     def checkpoint(self, spec: ModelSpec) -> Path:
         """The verified local file behind a zoo name (downloaded if needed) or a checkpoint path."""
-        from restore_cli import registry
+        from restore_cli.model import zoo
 
-        return spec if isinstance(spec, Path) else registry.resolve(spec, offline=self.offline, progress=self.download_progress)
+        return spec if isinstance(spec, Path) else zoo.resolve(spec, offline=self.offline, progress=self.download_progress)
 
     def wrap(self, spec: ModelSpec, network: Restormer) -> Model:
         """The engine around a built network; also how a Ray worker runs the weights the driver

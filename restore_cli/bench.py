@@ -29,7 +29,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from restore_cli.engine import Restorer
-    from restore_cli.restormer import Restormer
+    from restore_cli.model.restormer import Restormer
 
 OFFICIAL, OURS = "official", "ours"
 DEFAULT_SIZES = ("256", "512", "1024x768")
@@ -323,7 +323,7 @@ def _read_8bit(path: Path) -> np.ndarray:
 
 
 def _full_model(channels_last: bool) -> Restormer:
-    from restore_cli.restormer import Restormer, RestormerConfig
+    from restore_cli.model.restormer import Restormer, RestormerConfig
 
     model = Restormer(RestormerConfig()).eval()
     model.channels_last = channels_last
@@ -400,7 +400,7 @@ def _run_official_file(weights: str, photo: str, out: str, device: str) -> dict[
     import torch
     from PIL import Image
 
-    from restore_cli.restormer import Restormer, RestormerConfig
+    from restore_cli.model.restormer import Restormer, RestormerConfig
 
     model = Restormer(RestormerConfig())
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["params"])

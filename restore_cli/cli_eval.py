@@ -99,11 +99,11 @@ def _refuse(mode: str, given: dict[str, object]) -> None:
 
 
 def _check_model(model: str | None, weights: Path | None) -> None:
-    from restore_cli import registry
+    from restore_cli.model import manifest
 
     if model is not None and weights is not None:
         raise UsageError("give --model or --weights, not both")
-    if model is not None and model not in registry.load_manifest():
+    if model is not None and model not in manifest.load_manifest():
         raise UsageError(f"unknown model {model!r}; see `restore models list`, or pass a file with --weights")
 
 

@@ -9,7 +9,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from restore_cli import jsonl, registry
+from restore_cli import jsonl
+from restore_cli.model import manifest, zoo
 from restore_cli.cli_help import ManPageCommand
 from restore_cli.errors import ZooError, ZooUsageError
 
@@ -27,8 +28,8 @@ def _fail(err: ZooError) -> typer.Exit:
     return typer.Exit(2 if isinstance(err, ZooUsageError) else 1)
 
 
-def _describe(entry: registry.ModelEntry) -> dict[str, Any]:
-    cached = registry.cached_path(entry.name)
+def _describe(entry: manifest.ModelEntry) -> dict[str, Any]:
+    cached = zoo.cached_path(entry.name)
     return {
         "name": entry.name,
         "task": entry.task,
@@ -73,7 +74,7 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
 @models_app.command("list", cls=ManPageCommand)
 def list_models(as_json: bool = typer.Option(False, "--json", help="One JSON line per model and a summary, on stdout.")) -> None:
     """List the zoo: task, size, whether cached, paper PSNR and licence."""
-    rows = [_describe(entry) for entry in registry.load_manifest().values()]
+    rows = [_describe(entry) for entry in manifest.load_manifest().values()]
     if as_json:
         for row in rows:
             typer.echo(jsonl.line("model", **row))
@@ -95,9 +96,9 @@ def download(
         typer.echo("error: give model names or --all (not both)", err=True)
         raise typer.Exit(2)
     failed = False
-    for name in registry.model_names() if every else names or []:
+    for name in manifest.model_names() if every else names or []:
         try:
-            path = registry.resolve(name, offline=False, progress=not quiet)
+            path = zoo.resolve(name, offline=False, progress=not quiet)
         except ZooUsageError as err:
             raise _fail(err) from None
         except ZooError as err:
@@ -116,7 +117,7 @@ def show_path(
 ) -> None:
     """Print the local path of a verified checkpoint, fetching it first if needed."""
     try:
-        typer.echo(registry.resolve(name, offline=offline or None))
+        typer.echo(zoo.resolve(name, offline=offline or None))
     except ZooError as err:
         raise _fail(err) from None
 
@@ -126,7 +127,7 @@ def verify_models(names: Optional[List[str]] = typer.Argument(None, metavar="[NA
     """Re-hash cached checkpoints; a mismatching file is deleted. Exit 1 on any mismatch."""
     bad = False
     try:
-        for outcome in registry.verify(names or None):
+        for outcome in zoo.verify(names or None):
             typer.echo(f"{outcome.name}: {outcome.state} — {outcome.message}")
             bad = bad or outcome.state == "mismatch"
     except ZooError as err:
@@ -144,7 +145,7 @@ def import_(
     """Check a checkpoint (its SHA-256, and that it loads as a Restormer) and install it into the
     cache, e.g. for offline machines."""
     try:
-        model, target = registry.import_file(file, name=name, sha256=sha256)
+        model, target = zoo.import_file(file, name=name, sha256=sha256)
     except ZooError as err:
         raise _fail(err) from None
-    typer.echo(f"{model}: installed {target}; it matches {registry.hash_origin(model)}", err=True)
+    typer.echo(f"{model}: installed {target}; it matches {zoo.hash_origin(model)}", err=True)

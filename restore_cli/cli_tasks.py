@@ -275,11 +275,11 @@ def _load_up_front(models: batch.Models) -> None:
     is one error rather than one per image. When colour and gray photos get different models,
     each is loaded up front only if it is already cached: a folder of gray scans must not
     download (or, offline, fail for) the colour model it never uses."""
-    from restore_cli import registry
+    from restore_cli.model import zoo
 
     choice = models.choice
     for spec in dict.fromkeys((choice.color, choice.gray)):
-        if choice.color == choice.gray or isinstance(spec, Path) or registry.cached_path(spec) is not None:
+        if choice.color == choice.gray or isinstance(spec, Path) or zoo.cached_path(spec) is not None:
             models.get(spec)
 
 
@@ -373,12 +373,12 @@ def _denoise_choice(model: Optional[str], sigma: Optional[int]) -> batch.ModelCh
 
 
 def _check_zoo_names(choice: batch.ModelChoice) -> None:
-    from restore_cli import registry
+    from restore_cli.model import manifest
 
     for spec in (choice.color, choice.gray):
         if isinstance(spec, str):
             try:
-                registry.get_entry(spec)
+                manifest.get_entry(spec)
             except UnknownModelError as error:
                 raise UsageError(str(error)) from None
 

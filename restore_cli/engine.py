@@ -256,7 +256,7 @@ class Restorer:
     ``tlc_window``: TLC (Chu et al., ECCV 2022): attention statistics over windows of this
     many pixels instead of the whole image (384 is the published choice); ``None``, the
     default, is the paper's global attention. It is set on ``model`` (see
-    :attr:`~restore_cli.restormer.Restormer.tlc_window`).
+    :attr:`~restore_cli.model.restormer.Restormer.tlc_window`).
     """
 
     def __init__(

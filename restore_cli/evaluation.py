@@ -156,15 +156,15 @@ def paper_psnr(model: str | None, benchmark: str | None, sigma: float | None = N
     the TLC paper's), when the manifest records it."""
     if model is None or benchmark is None:
         return None
-    from restore_cli import registry
+    from restore_cli.model import manifest
 
-    entry = registry.load_manifest().get(model)
+    entry = manifest.load_manifest().get(model)
     return entry.paper_psnr(benchmark, sigma, tlc) if entry else None
 
 
 def build_restorer(model: str | None, weights: Path | None, engine_options: dict[str, Any]) -> Any:
     """Load the checkpoint (zoo name or file) and wrap it in the engine."""
-    from restore_cli.checkpoints import load_model
+    from restore_cli.model.zoo import load_model
     from restore_cli.engine import Restorer
 
     network = load_model(weights if weights is not None else str(model))

@@ -106,7 +106,7 @@ def read_weights(settings: EngineSettings, choice: ModelChoice) -> dict[ModelSpe
     """Resolve (downloading if needed), verify and check every model the batch may use, on the
     driver: workers never touch the model cache, so a cluster needs no shared one. Both the colour
     and the gray model are read, since only a worker learns which images are gray."""
-    from restore_cli.checkpoints import load_model
+    from restore_cli.model.zoo import load_model
 
     weights = {}
     for spec in dict.fromkeys((choice.color, choice.gray)):
@@ -143,7 +143,7 @@ class _Worker:
             self._problem = describe_error(error)
 
     def _load(self, spec: ModelSpec) -> Model:
-        from restore_cli.checkpoints import build_model
+        from restore_cli.model.checkpoints import build_model
 
         weights = self._recipe.weights[spec]
         return self._settings.wrap(spec, build_model(ray.get(weights.state_dict), source=weights.source))

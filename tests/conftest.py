@@ -22,8 +22,9 @@ import huggingface_hub.constants  # noqa: F401  (imported first, on purpose: see
 import pytest
 import torch
 
-from restore_cli import registry
-from restore_cli.restormer import Restormer, RestormerConfig
+
+from restore_cli.model import manifest
+from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.hub_server import FakeHub
 
 # huggingface_hub freezes HF_HUB_OFFLINE when its constants module is first imported, which
@@ -54,7 +55,7 @@ class Zoo:
     """The test zoo: real manifest entries re-pointed at the fake Hub and tiny payloads."""
 
     hub: FakeHub
-    entries: dict[str, registry.ModelEntry]
+    entries: dict[str, manifest.ModelEntry]
     hf_home: Path
 
     def payload(self, name: str) -> bytes:
@@ -73,7 +74,7 @@ def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fake_hub() -> Iterator[FakeHub]:
-    revision = registry.load_manifest()[PINNED].hub.revision  # type: ignore[union-attr]
+    revision = manifest.load_manifest()[PINNED].hub.revision  # type: ignore[union-attr]
     hub = FakeHub(repo="deepinv/Restormer", revision=revision).start()
     yield hub
     hub.stop()
@@ -82,7 +83,7 @@ def fake_hub() -> Iterator[FakeHub]:
 @pytest.fixture
 def zoo(hf_home: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> Zoo:
     """Three real entries whose checksums/URLs now describe tiny files served locally."""
-    real = registry.load_manifest()
+    real = manifest.load_manifest()
     entries = {}
     for name in (PINNED, UNPINNED, RELEASE_ONLY):
         data = fake_checkpoint(name)
@@ -96,6 +97,6 @@ def zoo(hf_home: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> Zo
         fake_hub.release_files[real[name].filename] = data
         if real[name].hub is not None:
             fake_hub.hub_files[real[name].filename] = data
-    monkeypatch.setattr(registry, "load_manifest", lambda: entries)
+    monkeypatch.setattr(manifest, "load_manifest", lambda: entries)
     monkeypatch.setenv("HF_ENDPOINT", fake_hub.endpoint)
     return Zoo(hub=fake_hub, entries=entries, hf_home=hf_home)

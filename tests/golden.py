@@ -44,7 +44,7 @@ def official_variants() -> dict[str, dict]:
 
 def config_from_official(official: dict):
     """Translate the official constructor's argument names into our RestormerConfig."""
-    from restore_cli.restormer import RestormerConfig
+    from restore_cli.model.restormer import RestormerConfig
 
     return RestormerConfig(
         in_channels=official["inp_channels"],

@@ -117,8 +117,8 @@ def _serve(hub: FakeHub, route: Route) -> ThreadingHTTPServer:
 
 
 def resolve_in_child(entries: dict, name: str) -> str:
-    """Run ``registry.resolve`` in a spawned process against a test zoo (for lock tests)."""
-    from restore_cli import registry
+    """Run ``zoo.resolve`` in a spawned process against a test zoo (for lock tests)."""
+    from restore_cli.model import manifest, zoo as model_zoo
 
-    registry.load_manifest = lambda: entries
-    return str(registry.resolve(name, progress=False))
+    manifest.load_manifest = lambda: entries
+    return str(model_zoo.resolve(name, progress=False))

@@ -14,7 +14,7 @@ import torch
 
 from restore_cli import engine
 from restore_cli.engine import CPU_TILE_SPEED, MemoryModel, Restorer, TileSpeed, choose_tile
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.restormer import Restormer, RestormerConfig
 
 MEMORY = MemoryModel(fixed=0, per_pixel_per_dim=1.0)
 DIM = 1

@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from restore_cli.checkpoints import build_model, infer_config, load_model, read_state_dict
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.checkpoints import build_model, infer_config, read_state_dict
+from restore_cli.model.zoo import load_model
+from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import CheckpointError
 from tests.golden import config_from_official, golden_cases, official_variants
 

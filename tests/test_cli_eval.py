@@ -20,8 +20,10 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli import cli_eval, evaluation, metrics, registry
-from restore_cli.checkpoints import load_model
+from restore_cli import cli_eval, evaluation, metrics
+
+from restore_cli.model import manifest
+from restore_cli.model.zoo import load_model
 from restore_cli.cli import app
 from tests.test_metrics import reference_scores, reference_y
 
@@ -281,7 +283,7 @@ def test_the_default_model_is_the_official_one_for_the_task(
     task: evaluation.Task, sigma: float | None, channels: int, model: str
 ) -> None:
     assert evaluation.default_model(task, sigma, channels) == model
-    assert model in registry.load_manifest()
+    assert model in manifest.load_manifest()
 
 
 def test_benchmarks_are_recognised_from_the_folder_or_its_parent(tmp_path: Path) -> None:
@@ -308,16 +310,16 @@ def test_denoise_eval_finds_the_papers_score_in_the_shipped_manifest(
 
 
 def test_the_blind_denoisers_carry_the_papers_blind_rows() -> None:
-    blind = registry.load_manifest()["gaussian_color_denoising_blind"]
+    blind = manifest.load_manifest()["gaussian_color_denoising_blind"]
     assert [blind.paper_psnr("McMaster", sigma) for sigma in (15, 25, 50)] == [35.55, 33.31, 30.29]
 
 
 def test_the_paper_value_is_shown_only_for_its_own_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
-    entries = dict(registry.load_manifest())
+    entries = dict(manifest.load_manifest())
     name = "gaussian_color_denoising_blind"
-    paper = (registry.PaperResult("CBSD68", 12.34, sigma=25), registry.PaperResult("CBSD68", 10.5, sigma=50))
+    paper = (manifest.PaperResult("CBSD68", 12.34, sigma=25), manifest.PaperResult("CBSD68", 10.5, sigma=50))
     entries[name] = dataclasses.replace(entries[name], paper=paper)
-    monkeypatch.setattr(registry, "load_manifest", lambda: entries)
+    monkeypatch.setattr(manifest, "load_manifest", lambda: entries)
 
     assert evaluation.paper_psnr(name, "CBSD68", 25) == 12.34
     assert evaluation.paper_psnr(name, "cbsd68", 50) == 10.5

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from restore_cli import registry
+
+from restore_cli.model import cache, manifest, zoo as model_zoo
 from restore_cli.cli_models import models_app
 from tests.conftest import PINNED, RELEASE_ONLY, UNPINNED, Zoo
 from tests.cli_assertions import assert_one_line_error
@@ -30,7 +31,7 @@ def _assert_one_line_error(result, code: int) -> None:
 def test_list_shows_every_official_model_and_the_licence() -> None:
     result = _run("list")
     assert result.exit_code == 0
-    for name in registry.load_manifest():
+    for name in manifest.load_manifest():
         assert name in result.stdout
     assert "non-commercial" in result.stdout and "Academic Public License" in result.stdout
     assert "32.92 dB (GoPro)" in result.stdout
@@ -40,7 +41,7 @@ def test_list_shows_every_official_model_and_the_licence() -> None:
 def test_list_shows_a_paper_score_for_every_model() -> None:
     """Every official checkpoint has a published score (paper_tables.md, Tables 3-5)."""
     lines = {line.split()[0]: line for line in _run("list").stdout.splitlines()}
-    names = registry.load_manifest()
+    names = manifest.load_manifest()
     assert all(" dB (" in lines[name] for name in names)
     assert "34.39 dB (CBSD68 σ=15)" in lines["gaussian_color_denoising_blind"]
     assert "28.00 dB (Set12 σ=50)" in lines["gaussian_gray_denoising_sigma50"]
@@ -76,7 +77,7 @@ def test_download_keeps_going_and_exits_1_when_one_fails(zoo: Zoo) -> None:
     result = _run("download", RELEASE_ONLY, PINNED, "-q")
     assert result.exit_code == 1
     assert "could not download" in result.stderr and f"{PINNED}: " in result.stderr
-    assert registry.cached_path(PINNED) is not None
+    assert model_zoo.cached_path(PINNED) is not None
 
 
 @pytest.mark.parametrize("args", [["download"], ["download", PINNED, "--all"], ["download", "derain"]])
@@ -108,7 +109,7 @@ def test_verify_reports_unpinned_models_as_unpinned(zoo: Zoo) -> None:
 
 def test_verify_exits_1_and_deletes_a_tampered_file(zoo: Zoo) -> None:
     assert _run("download", RELEASE_ONLY, "-q").exit_code == 0
-    path = registry.cached_path(RELEASE_ONLY)
+    path = model_zoo.cached_path(RELEASE_ONLY)
     path.write_bytes(b"tampered")
     result = _run("verify", RELEASE_ONLY)
     assert result.exit_code == 1 and "mismatch" in result.stdout
@@ -131,7 +132,7 @@ def test_import_bad_file_is_refused(zoo: Zoo, tmp_path: Path) -> None:
     result = _run("import", str(source))
     _assert_one_line_error(result, code=1)
     assert "nothing was installed" in result.stderr
-    assert registry.cached_path(PINNED) is None
+    assert model_zoo.cached_path(PINNED) is None
 
 
 @pytest.mark.parametrize("name", [PINNED, RELEASE_ONLY])
@@ -150,8 +151,8 @@ def test_import_refuses_a_file_that_is_not_a_checkpoint_even_with_its_own_hash(z
     _assert_one_line_error(result, code=1)
     assert f"cannot import {notes}: {notes} is not a PyTorch checkpoint (it is a text file)" in result.stderr
     assert "nothing was installed" in result.stderr
-    assert registry.cached_path(UNPINNED) is None
-    assert list((registry.zoo_dir() / "models").iterdir()) == []
+    assert model_zoo.cached_path(UNPINNED) is None
+    assert list((cache.zoo_dir() / "models").iterdir()) == []
 
 
 @pytest.mark.parametrize("given", ["abc", "g" * 64, "0" * 63])
@@ -161,7 +162,7 @@ def test_import_sha256_must_be_64_hex_digits(zoo: Zoo, tmp_path: Path, given: st
     result = _run("import", str(source), "--sha256", given)
     _assert_one_line_error(result, code=2)
     assert "64 hexadecimal digits" in result.stderr and repr(given) in result.stderr
-    assert registry.cached_path(UNPINNED) is None
+    assert model_zoo.cached_path(UNPINNED) is None
 
 
 def test_import_sha256_that_contradicts_the_pinned_value_is_refused(zoo: Zoo, tmp_path: Path) -> None:
@@ -170,7 +171,7 @@ def test_import_sha256_that_contradicts_the_pinned_value_is_refused(zoo: Zoo, tm
     result = _run("import", str(source), "--sha256", "0" * 64)
     _assert_one_line_error(result, code=2)
     assert "not the pinned SHA-256 of deraining" in result.stderr
-    assert registry.cached_path(PINNED) is None
+    assert model_zoo.cached_path(PINNED) is None
 
 
 def test_verify_says_where_each_expected_hash_came_from(zoo: Zoo, tmp_path: Path) -> None:
@@ -183,7 +184,7 @@ def test_verify_says_where_each_expected_hash_came_from(zoo: Zoo, tmp_path: Path
     lines = dict(line.split(": ", 1) for line in _run("verify").stdout.splitlines())
     assert lines[UNPINNED] == "unpinned — matches the SHA-256 given to `restore models import --sha256`; no pinned value"
     assert lines[PINNED] == "ok — matches the pinned SHA-256"
-    registry.cached_path(UNPINNED).unlink()
+    model_zoo.cached_path(UNPINNED).unlink()
     assert _run("download", UNPINNED, "-q").exit_code == 0
     lines = dict(line.split(": ", 1) for line in _run("verify", UNPINNED).stdout.splitlines())
     assert lines[UNPINNED] == "unpinned — matches the SHA-256 the Hub reported; no pinned value"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from restore_cli import registry
+
+from restore_cli.model import zoo as model_zoo
 from tests.cli_assertions import assert_one_line_error
 from tests.test_cli_tasks import RGB_WITHBIAS, Photos, _invoke, _use_zoo, one_thread, photos, zoo, zoo_cache  # noqa: F401
 
@@ -69,7 +70,7 @@ def _broken_cache(zoo_cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, na
     hf_home, entries = zoo_cache
     shutil.copytree(hf_home, tmp_path / "hf")
     _use_zoo(monkeypatch, tmp_path / "hf", entries)
-    cached = registry.cached_path(name)
+    cached = model_zoo.cached_path(name)
     cached.write_bytes(cached.read_bytes()[:1000])
 
 
@@ -115,7 +116,7 @@ def test_gray_photos_never_need_the_colour_model_that_is_loaded_up_front(
     photos: Photos, zoo_cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _broken_cache(zoo_cache, tmp_path, monkeypatch, "real_denoising")
-    registry.cached_path("real_denoising").unlink()
+    model_zoo.cached_path("real_denoising").unlink()
     result = _invoke("denoise", photos.gray, "-o", tmp_path / "clean.png", "--offline", "--quiet")
     assert result.exit_code == 0 and result.stderr == "", result.output
     assert (tmp_path / "clean.png").exists()

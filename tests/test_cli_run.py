@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli.checkpoints import load_model
+from restore_cli.model.zoo import load_model
 from restore_cli.cli import app
 from restore_cli.engine import Restorer
 from tests.cli_assertions import assert_one_line_error

@@ -25,10 +25,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from restore_cli import checkpoints, registry
+from restore_cli.model import checkpoints
+
+from restore_cli.model import manifest, zoo as model_zoo
 from restore_cli.cli import app
 from restore_cli.images import DecodedImage, read_image, to_tensor, with_pixels, write_image
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.cli_assertions import assert_one_line_error
 
 DATA = Path(__file__).parent / "data"
@@ -111,10 +113,10 @@ def _variant(name: str, base: Path | None) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="session")
-def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, registry.ModelEntry]]:
-    """Tiny checkpoints installed under official names with `registry.import_file`, once."""
+def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, manifest.ModelEntry]]:
+    """Tiny checkpoints installed under official names with `model_zoo.import_file`, once."""
     folder = tmp_path_factory.mktemp("zoo")
-    real = registry.load_manifest()
+    real = manifest.load_manifest()
     entries = dict(real)
     for name, base in ZOO.items():
         path = folder / real[name].filename
@@ -125,12 +127,12 @@ def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     with pytest.MonkeyPatch.context() as patch:
         _use_zoo(patch, folder / "hf", entries)
         for name in ZOO:
-            registry.import_file(folder / real[name].filename, name=name)
+            model_zoo.import_file(folder / real[name].filename, name=name)
     return folder / "hf", entries
 
 
-def _use_zoo(patch: pytest.MonkeyPatch, hf_home: Path, entries: dict[str, registry.ModelEntry]) -> None:
-    patch.setattr(registry, "load_manifest", lambda: entries)
+def _use_zoo(patch: pytest.MonkeyPatch, hf_home: Path, entries: dict[str, manifest.ModelEntry]) -> None:
+    patch.setattr(manifest, "load_manifest", lambda: entries)
     patch.setenv("HF_HOME", str(hf_home))
     patch.setenv("HF_HUB_OFFLINE", "1")
     for variable in ("HF_HUB_CACHE", "XDG_CACHE_HOME"):
@@ -139,7 +141,7 @@ def _use_zoo(patch: pytest.MonkeyPatch, hf_home: Path, entries: dict[str, regist
 
 @pytest.fixture
 def zoo(zoo_cache, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """Zoo name -> its cached checkpoint, with the registry pointed at that cache, offline."""
+    """Zoo name -> its cached checkpoint, with the zoo pointed at that cache, offline."""
     hf_home, entries = zoo_cache
     _use_zoo(monkeypatch, hf_home, entries)
     return {name: hf_home / "restore" / "models" / entries[name].filename for name in ZOO}
@@ -154,7 +156,7 @@ def _invoke(*args: str | Path, stdin: bytes | None = None):
 
 def _apply(checkpoint: Path, *views: Path) -> DecodedImage:
     """What the output must be: the network run directly on the decoded input(s)."""
-    model = checkpoints.load_model(checkpoint)
+    model = checkpoints.load_checkpoint(checkpoint)
     images = [read_image(view) for view in views]
     channels = 3 if model.config.dual_pixel else model.config.in_channels
     with torch.no_grad():
@@ -439,8 +441,8 @@ def test_denoise_picks_real_noise_for_colour_and_gaussian_for_gray_loading_each_
     for name, source in [("a", photos.colour), ("b", photos.gray), ("c", photos.colour), ("d", photos.gray)]:
         (folder / f"{name}.png").write_bytes(source.read_bytes())
     loads: list = []
-    real_load = checkpoints.load_model
-    monkeypatch.setattr(checkpoints, "load_model", lambda path, *a, **k: loads.append(path) or real_load(path, *a, **k))
+    real_load = checkpoints.load_checkpoint
+    monkeypatch.setattr(checkpoints, "load_checkpoint", lambda path, *a, **k: loads.append(path) or real_load(path, *a, **k))
     result = _invoke("denoise", folder, "-o", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.stderr
     assert _models_used(result) == ["real_denoising", "gaussian_gray_denoising_blind"] * 2

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from restore_cli.checkpoints import load_model
+from restore_cli.model.zoo import load_model
 from restore_cli.engine import MemoryModel, Restorer, choose_tile, pad_to_multiple, parse_memory_size
 from restore_cli.metrics import psnr
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import MemoryBudgetError
 from tests.hardware_marks import needs_native_bf16
 

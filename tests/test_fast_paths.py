@@ -21,7 +21,7 @@ from PIL import Image
 from restore_cli import engine
 from restore_cli.engine import Restorer
 from restore_cli.metrics import psnr
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.golden import config_from_official, golden_cases
 from tests.hardware_marks import needs_native_bf16
 
@@ -137,7 +137,7 @@ def test_the_default_path_is_fp32_and_within_rounding_of_the_official_procedure(
 SECOND_PASS_FAULTS = """
 import resource, sys, torch
 from restore_cli import engine
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.restormer import Restormer, RestormerConfig
 torch.set_num_threads(1)
 if sys.argv[1] == "tuned":
     engine.reuse_freed_memory()

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from restore_cli.checkpoints import read_state_dict
+from restore_cli.model.checkpoints import read_state_dict
 from restore_cli.images import read_image
 from tests.cli_assertions import assert_one_line_error
 from tests.test_checkpoints import _RunsCodeWhenUnpickled

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.golden import config_from_official, golden_cases, official_variants
 
 GOLDEN_TOLERANCE = 1e-5

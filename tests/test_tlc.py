@@ -2,7 +2,7 @@
 
 The reference below follows the issue's definition literally — window by window, normalise
 q and k over the window, softmax(q kᵀ · temperature) v, then each pixel's mean over the
-windows that cover it — and shares no code with restore_cli.tlc, whose cell formulation it
+windows that cover it — and shares no code with restore_cli.model.tlc, whose cell formulation it
 checks (in both memory formats) to float rounding.
 """
 
@@ -21,8 +21,8 @@ from PIL import Image
 from restore_cli import engine
 from restore_cli.engine import Restorer
 from restore_cli.metrics import psnr
-from restore_cli.restormer import MDTA, Restormer, RestormerConfig
-from restore_cli.tlc import window_starts
+from restore_cli.model.restormer import MDTA, Restormer, RestormerConfig
+from restore_cli.model.tlc import window_starts
 from tests.test_fast_paths import one_thread  # noqa: F401  (autouse: tiny models run on one thread)
 
 TOLERANCE = 1e-5

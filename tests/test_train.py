@@ -22,9 +22,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from restore_cli import images, metrics
-from restore_cli.checkpoints import load_model, read_state_dict
+from restore_cli.model.checkpoints import read_state_dict
+from restore_cli.model.zoo import load_model
 from restore_cli.cli import app
-from restore_cli.restormer import Restormer
+from restore_cli.model.restormer import Restormer
 from restore_cli.training import train
 from restore_cli.training.data import Sampler, load_folder
 from restore_cli.training.schedule import Stage, WarmupCosine, stages

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from restore_cli.restormer import SIZE_MULTIPLE
+from restore_cli.model.restormer import SIZE_MULTIPLE
 
 PAPER_STAGES = ((92_000, 128, 64), (64_000, 160, 40), (48_000, 192, 32), (36_000, 256, 16), (36_000, 320, 8), (24_000, 384, 8))
 """(iterations, patch, batch) of the paper's progressive schedule."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.restormer import Restormer, RestormerConfig
 
 SIZES: dict[str, RestormerConfig] = {
     "base": RestormerConfig(),

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from restore_cli.tlc import PixelLayout, PlaneLayout, WindowGrid, window_grid
+from restore_cli.model.tlc import PixelLayout, PlaneLayout, WindowGrid, window_grid
 
 LayerNormType = Literal["WithBias", "BiasFree"]
 
@@ -143,7 +143,7 @@ class MDTA(nn.Module):
     depth-wise conv after the 1x1 projection gives q, k and v local spatial context.
 
     ``local_window`` (set through :attr:`Restormer.tlc_window`) switches to TLC: the same
-    attention over windows of that many pixels at this level (:mod:`restore_cli.tlc`).
+    attention over windows of that many pixels at this level (:mod:`restore_cli.model.tlc`).
     """
 
     def __init__(self, channels: int, heads: int, bias: bool, level: int = 0) -> None:
@@ -370,7 +370,7 @@ class Restormer(nn.Module):
     def tlc_window(self) -> int | None:
         """TLC's window side in input pixels, or None (the default): attention statistics
         over the whole map, as the paper computes them. With a window, every MDTA pools its
-        statistics over windows of ``window // 2**level`` pixels (:mod:`restore_cli.tlc`);
+        statistics over windows of ``window // 2**level`` pixels (:mod:`restore_cli.model.tlc`);
         384 is TLC's published choice for models trained on 256-px crops."""
         return self._tlc_window
 

@@ -2,7 +2,8 @@
 
 The configuration is read off the state dict itself (tensor names and shapes), never
 from a side file or the file name, so any checkpoint the architecture allows loads —
-the thirteen official ones and anyone's retrained variant alike.
+the thirteen official ones and anyone's retrained variant alike. A file is all this module
+knows: model names and downloads are the zoo's (``restore_cli.model.zoo``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import CheckpointError
 
 StateDict = dict[str, torch.Tensor]
@@ -54,10 +55,8 @@ STAGES_SHARING_HEADS = (
 
 
 
-def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> Restormer:
-    """Build a ready-to-run model (eval mode, fp32, `.config` set) from a checkpoint file
-    or a zoo model name such as "real_denoising"."""
-    path = _resolve(path_or_name)
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Restormer:
+    """Build a ready-to-run model (eval mode, fp32, `.config` set) from a checkpoint file."""
     model = build_model(read_state_dict(path), source=str(path))
     return model.to(device)
 
@@ -175,21 +174,6 @@ def build_model(state_dict: StateDict, source: str = "checkpoint") -> Restormer:
     _check_keys_and_shapes(model, state_dict, source)
     model.load_state_dict(state_dict, strict=True, assign=True)
     return model.float().eval()
-
-
-def _resolve(path_or_name: str | os.PathLike) -> Path:
-    path = Path(path_or_name)
-    if path.is_file():
-        return path
-    from restore_cli import registry  # imported late: the zoo pulls in huggingface_hub
-
-    name = str(path_or_name)
-    if name in registry.load_manifest():
-        return registry.resolve(name)
-    raise CheckpointError(
-        f"no checkpoint file or zoo model named {name!r}: give a path to a .pth/.safetensors "
-        "file, or a name from `restore models list`"
-    )
 
 
 def _read_pickle(path: Path) -> object:

@@ -1,1 +1,0 @@
-"""The model zoo manifest (manifest.toml), shipped inside the wheel as package data."""
