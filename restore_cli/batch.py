@@ -106,9 +106,9 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 def _check_budget(max_memory: str, device: torch.device) -> None:
-    from restore_cli import engine
+    from restore_cli.engine.budget import parse_memory_size, smallest_budget
 
-    budget, needed = engine.parse_memory_size(max_memory), engine.smallest_budget(device)
+    budget, needed = parse_memory_size(max_memory), smallest_budget(device)
     if budget < needed:
         raise UsageError(
             f"--max-memory {max_memory} is less than restore needs before the first pixel "
@@ -144,7 +144,7 @@ class EngineSettings:
 
     def check(self) -> None:
         """Reject bad values before any work, as usage errors, rather than once per image."""
-        from restore_cli import engine
+        from restore_cli.engine.device import resolve_device, resolve_precision
 
         if self.overlap < 0:
             raise UsageError("--overlap must be 0 or more")
@@ -156,8 +156,8 @@ class EngineSettings:
         if not _DEVICE.fullmatch(self.device):
             raise UsageError(f"--device {self.device}: use auto, cpu, cuda, cuda:N or mps")
         try:
-            device = engine.resolve_device(self.device)
-            engine.resolve_precision(self.precision, device, self.allow_slow_precision)  # type: ignore[arg-type]
+            device = resolve_device(self.device)
+            resolve_precision(self.precision, device, self.allow_slow_precision)  # type: ignore[arg-type]
             if self.max_memory is not None:
                 _check_budget(self.max_memory, device)
         except (ValueError, RuntimeError) as error:
@@ -178,7 +178,7 @@ class EngineSettings:
     def wrap(self, spec: ModelSpec, network: Restormer) -> Model:
         """The engine around a built network; also how a Ray worker runs the weights the driver
         read and shipped, without touching the model cache itself."""
-        from restore_cli.engine import Restorer
+        from restore_cli.engine.restorer import Restorer
 
         restorer = Restorer(
             network,

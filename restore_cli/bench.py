@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    from restore_cli.engine import Restorer
+    from restore_cli.engine.restorer import Restorer
     from restore_cli.model.restormer import Restormer
 
 OFFICIAL, OURS = "official", "ours"
@@ -155,7 +155,7 @@ def run_benchmark(
 def _measure(spec: Spec) -> Pass:
     """Our passes run in the process the CLI would give them: with malloc's huge pages
     where the launcher switches them on (see :mod:`restore_cli.launch`)."""
-    from restore_cli.launch import this_machine_huge_page_environment
+    from restore_cli.engine.allocator import this_machine_huge_page_environment
 
     environment = this_machine_huge_page_environment() if spec.mode == OURS else None
     return Pass(**_worker(["pass", json.dumps(asdict(spec))], environment))
@@ -167,7 +167,7 @@ def describe_machine() -> str:
 
     import torch
 
-    from restore_cli.hardware import cpu_info
+    from restore_cli.engine.hardware import cpu_info
 
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     return (f"{cpu_info().describe()}, {os.cpu_count()} CPUs, {threads} torch threads, "
@@ -176,7 +176,7 @@ def describe_machine() -> str:
 
 def auto_precision(device: str) -> str:
     """What ``--precision auto`` computes in on ``device``, as an option value."""
-    from restore_cli.engine import PRECISIONS, resolve_device, resolve_precision
+    from restore_cli.engine.device import PRECISIONS, resolve_device, resolve_precision
 
     dtype = resolve_precision("auto", resolve_device(device))
     return next(name for name, candidate in PRECISIONS.items() if candidate == dtype)
@@ -184,8 +184,8 @@ def auto_precision(device: str) -> str:
 
 def native_precisions(device: str) -> tuple[str, ...]:
     """The precisions worth measuring on ``device``: fp32 and the half precisions it runs natively."""
-    from restore_cli.engine import PRECISIONS, resolve_device
-    from restore_cli.hardware import slow_precision_reason
+    from restore_cli.engine.device import PRECISIONS, resolve_device
+    from restore_cli.engine.hardware import slow_precision_reason
 
     resolved = resolve_device(device)
     halves = ("bf16", "fp16") if resolved.type == "cuda" else ("bf16",)
@@ -339,14 +339,14 @@ def _official_restorer(model: Restormer, device: str, height: int, width: int) -
 
 def _plain_restorer(model: Restormer, device: str, tile: int) -> Restorer:
     """The engine with none of its speed-ups, for the baseline: padding and tiling only."""
-    from restore_cli.engine import Restorer
+    from restore_cli.engine.restorer import Restorer
 
     return Restorer(model, device=device, precision="fp32", tile=tile, overlap=OFFICIAL_OVERLAP,
                     blend="uniform", batch_size=1, tune_process=False)
 
 
 def _restorer_for(spec: Spec) -> Restorer:
-    from restore_cli.engine import Restorer
+    from restore_cli.engine.restorer import Restorer
 
     model = _full_model(channels_last=spec.mode == OURS)
     if spec.mode == OFFICIAL:
@@ -380,7 +380,7 @@ def _run_fidelity(photo: str, device: str, precisions: list[str]) -> dict[str, A
     import torch
     from PIL import Image
 
-    from restore_cli.engine import Restorer
+    from restore_cli.engine.restorer import Restorer
 
     pixels = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255.0
     torch.manual_seed(0)

@@ -35,7 +35,7 @@ def bench_command(
 ) -> None:
     """Time the full-size network (random weights) with our defaults against the official
     procedure (fp32, NCHW, whole image or uniform tiles), side by side, each pass in a fresh process."""
-    from restore_cli.engine import resolve_device, resolve_precision
+    from restore_cli.engine.device import resolve_device, resolve_precision
 
     try:
         parsed = [bench.parse_size(size) for size in sizes]

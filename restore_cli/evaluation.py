@@ -165,7 +165,7 @@ def paper_psnr(model: str | None, benchmark: str | None, sigma: float | None = N
 def build_restorer(model: str | None, weights: Path | None, engine_options: dict[str, Any]) -> Any:
     """Load the checkpoint (zoo name or file) and wrap it in the engine."""
     from restore_cli.model.zoo import load_model
-    from restore_cli.engine import Restorer
+    from restore_cli.engine.restorer import Restorer
 
     network = load_model(weights if weights is not None else str(model))
     return Restorer(network, **engine_options)

@@ -166,7 +166,8 @@ def _with_memory_share(recipe: Recipe) -> EngineSettings:
     """Without --max-memory, a local run may plan tiles for most of the free memory; several
     workers on one node would each do so and together run it out. Each worker takes the share
     of its node's memory (or of its GPU's) that its reservation is of the node's CPUs (or GPU)."""
-    from restore_cli.engine import default_memory_budget, resolve_device
+    from restore_cli.engine.budget import default_memory_budget
+    from restore_cli.engine.device import resolve_device
 
     settings = recipe.settings
     if settings.max_memory is not None:

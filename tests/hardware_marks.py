@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from restore_cli.hardware import cpu_info
+from restore_cli.engine.hardware import cpu_info
 
 needs_native_bf16 = pytest.mark.skipif(
     not cpu_info().native_bf16,

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from restore_cli import engine
-from restore_cli.engine import CPU_TILE_SPEED, MemoryModel, Restorer, TileSpeed, choose_tile
+from restore_cli.engine import budget
+from restore_cli.engine.budget import CPU_TILE_SPEED, MemoryModel, TileSpeed, choose_tile
+from restore_cli.engine.restorer import Restorer
 from restore_cli.model.restormer import Restormer, RestormerConfig
 
 MEMORY = MemoryModel(fixed=0, per_pixel_per_dim=1.0)
@@ -72,7 +73,7 @@ def test_the_engine_tiles_a_big_photo_on_the_cpu_even_with_memory_to_spare() -> 
 def test_the_default_cpu_budget_leaves_half_of_the_free_memory_to_other_programs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(engine.psutil, "virtual_memory", lambda: SimpleNamespace(available=8 * 2**30))
-    monkeypatch.setattr(engine.psutil, "Process", lambda: SimpleNamespace(memory_info=lambda: SimpleNamespace(rss=2**30)))
+    monkeypatch.setattr(budget.psutil, "virtual_memory", lambda: SimpleNamespace(available=8 * 2**30))
+    monkeypatch.setattr(budget.psutil, "Process", lambda: SimpleNamespace(memory_info=lambda: SimpleNamespace(rss=2**30)))
 
-    assert engine.default_memory_budget(torch.device("cpu")) == 2**30 + 4 * 2**30
+    assert budget.default_memory_budget(torch.device("cpu")) == 2**30 + 4 * 2**30

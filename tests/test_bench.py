@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from restore_cli import bench
 from restore_cli.cli import app
-from restore_cli.hardware import cpu_info
+from restore_cli.engine.hardware import cpu_info
 
 runner = CliRunner()
 

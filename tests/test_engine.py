@@ -12,7 +12,8 @@ from PIL import Image
 from torch import nn
 
 from restore_cli.model.zoo import load_model
-from restore_cli.engine import MemoryModel, Restorer, choose_tile, pad_to_multiple, parse_memory_size
+from restore_cli.engine.budget import MemoryModel, choose_tile, parse_memory_size
+from restore_cli.engine.restorer import Restorer, pad_to_multiple
 from restore_cli.metrics import psnr
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import MemoryBudgetError

@@ -18,8 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
-from restore_cli import engine
-from restore_cli.engine import Restorer
+from restore_cli.engine import allocator
+from restore_cli.engine.restorer import Restorer
 from restore_cli.metrics import psnr
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.golden import config_from_official, golden_cases
@@ -136,11 +136,12 @@ def test_the_default_path_is_fp32_and_within_rounding_of_the_official_procedure(
 
 SECOND_PASS_FAULTS = """
 import resource, sys, torch
-from restore_cli import engine
+
+from restore_cli.engine import allocator
 from restore_cli.model.restormer import Restormer, RestormerConfig
 torch.set_num_threads(1)
 if sys.argv[1] == "tuned":
-    engine.reuse_freed_memory()
+    allocator.reuse_freed_memory()
 model = Restormer(RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)).eval()
 image = torch.rand(1, 3, 512, 512)
 with torch.inference_mode():
@@ -151,7 +152,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-@pytest.mark.skipif(engine._glibc() is None, reason="allocator tuning is glibc-only")
+@pytest.mark.skipif(allocator._glibc() is None, reason="allocator tuning is glibc-only")
 def test_a_second_pass_recycles_its_feature_maps_instead_of_faulting_them_in() -> None:
     """At 512 x 512 the tiny model's widest maps are 44 MiB, above the 32 MiB beyond which
     untuned glibc maps, faults and zeroes every block afresh. Fresh processes, because the

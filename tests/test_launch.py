@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from restore_cli.launch import HUGE_PAGES_TUNABLE, huge_page_environment
+from restore_cli.engine.allocator import HUGE_PAGES_TUNABLE, huge_page_environment
 
 MADVISE = "always [madvise] never\n"
 

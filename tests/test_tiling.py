@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restore_cli.tiling import padded_length, plan_tiles
+from restore_cli.engine.tiling import padded_length, plan_tiles
 
 sides = st.integers(min_value=1, max_value=700)
 tiles = st.integers(min_value=8, max_value=600)

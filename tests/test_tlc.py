@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from restore_cli import engine
-from restore_cli.engine import Restorer
+from restore_cli.engine.budget import TLC_MEMORY_FACTOR
+from restore_cli.engine.restorer import Restorer
 from restore_cli.metrics import psnr
 from restore_cli.model.restormer import MDTA, Restormer, RestormerConfig
 from restore_cli.model.tlc import window_starts
@@ -222,7 +222,7 @@ def test_auto_tiles_allow_for_tlcs_extra_memory_and_hold_whole_windows() -> None
         return Restorer(Restormer(TINY), device="cpu", max_memory=budget, tlc_window=window)
 
     plain, local = restorer(None).memory_model(), restorer(384).memory_model()
-    assert local.per_pixel_per_dim == pytest.approx(plain.per_pixel_per_dim * engine.TLC_MEMORY_FACTOR)
+    assert local.per_pixel_per_dim == pytest.approx(plain.per_pixel_per_dim * TLC_MEMORY_FACTOR)
     assert local.fixed == plain.fixed
 
     budget = str(psutil.Process().memory_info().rss + 3000 * 2**20)

@@ -327,7 +327,7 @@ def test_bad_data_and_options_are_one_line_and_exit_2_before_training(case: str,
 
 
 def test_bf16_is_refused_where_the_cpu_would_emulate_it(clean: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from restore_cli import hardware
+    from restore_cli.engine import hardware
 
     monkeypatch.setattr(hardware, "cpu_info", lambda: hardware.CpuInfo("an AVX2 CPU", frozenset({"avx2"})))
     args, _ = setup_case("bf16 on an emulating CPU", tmp_path, clean)

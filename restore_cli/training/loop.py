@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from restore_cli import metrics
-from restore_cli.engine import autocast_context
+from restore_cli.engine.device import autocast_context
 from restore_cli.training.schedule import WarmupCosine
 
 BETAS = (0.9, 0.999)

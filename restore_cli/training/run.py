@@ -18,7 +18,7 @@ import torch
 from restore_cli import metrics
 from restore_cli.model.checkpoints import infer_config
 from restore_cli.model.zoo import load_model
-from restore_cli.engine import resolve_device, resolve_precision
+from restore_cli.engine.device import resolve_device, resolve_precision
 from restore_cli.errors import DataError, UsageError, one_line
 from restore_cli.model.restormer import Restormer
 from restore_cli.training.data import (

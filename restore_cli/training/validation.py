@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from restore_cli import metrics
-from restore_cli.engine import Restorer
+from restore_cli.engine.restorer import Restorer
 from restore_cli.training.data import ValidationImage
 
 

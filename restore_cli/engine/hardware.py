@@ -1,9 +1,8 @@
 """What this machine computes natively: the CPU's kind and which half precisions are fast.
 
 bf16 is not a speed-up everywhere. Where the CPU lacks native bf16 dot products
-(``avx512_bf16`` or AMX), torch emulates them: measured on a 2-core AVX2-only AMD EPYC, a
-bf16 matrix product ran at 0.72 GFLOP/s against 65 in fp32 (~90x slower) and the full model
-17x slower end to end. GPUs have the same split: bf16 needs compute capability 8.0 (Ampere),
+(``avx512_bf16`` or AMX), torch emulates them: on an AVX2-only AMD EPYC a bf16 matrix product
+runs about 90x slower than fp32, and the full model 17x slower end to end (docs/performance.md). GPUs have the same split: bf16 needs compute capability 8.0 (Ampere),
 and fp16 is only fast with tensor cores (7.0) or on the few older chips with fast fp16.
 The engine asks here before it accepts ``--precision bf16|fp16``.
 """
