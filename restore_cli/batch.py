@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, Union
 
 from restore_cli.errors import InputError, RestoreError, UsageError, one_line
-from restore_cli.images import DecodedImage, output_format, read_image, to_tensor, with_pixels, write_image
-from restore_cli.metadata import METADATA_BLOCKS, unsupported
+from restore_cli.io.decode import read_image
+from restore_cli.io.encode import write_image
+from restore_cli.io.image import DecodedImage, output_format, to_tensor, with_pixels
+from restore_cli.io.metadata import METADATA_BLOCKS, unsupported
 from restore_cli.planning import STDIO, Job
 
 if TYPE_CHECKING:

@@ -308,7 +308,7 @@ def compare_8bit(ours: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
 
 def to_8bit(pixels: np.ndarray) -> np.ndarray:
     """Float [0, 1] to uint8 exactly as `restore` writes an 8-bit file."""
-    from restore_cli.images import to_integer_levels
+    from restore_cli.io.image import to_integer_levels
 
     return to_integer_levels(pixels, 8)
 

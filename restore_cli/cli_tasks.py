@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Literal, NoReturn, Option
 import typer
 
 from restore_cli import batch, executor, planning
-from restore_cli.images import MAX_PIXELS
+from restore_cli.io.decode import MAX_PIXELS
 from restore_cli.errors import UnknownModelError, UsageError
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ import numpy as np
 
 from restore_cli import metrics
 from restore_cli.errors import ImageError, MetricError, UsageError, one_line
-from restore_cli.images import read_image
-from restore_cli.pairing import Pair, Problem, pair_folders
+from restore_cli.io.decode import read_image
+from restore_cli.io.pairing import Pair, Problem, pair_folders
 
 KNOWN_BENCHMARKS = (
     "CBSD68", "Kodak24", "McMaster", "Urban100", "Set12", "BSD68",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from restore_cli.images import is_image_name, output_format
+from restore_cli.io.image import is_image_name, output_format
 from restore_cli.errors import ImageError, UsageError
 
 STDIO = "-"

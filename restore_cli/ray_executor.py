@@ -32,7 +32,7 @@ from ray.exceptions import RayActorError, RayError
 
 from restore_cli.batch import EngineSettings, Model, ModelChoice, ModelSpec, Pipeline, Result, describe_error, settled
 from restore_cli.executor import Reporter
-from restore_cli.images import leftover_temp_files
+from restore_cli.io.files import leftover_temp_files
 from restore_cli.planning import Job
 from restore_cli.errors import UsageError, WorkerError
 

@@ -18,7 +18,9 @@ import torch
 from restore_cli import batch, executor
 from restore_cli.batch import Model, ModelChoice, Models, Pipeline
 from restore_cli.planning import STDIO, Job, Naming, plan_jobs
-from restore_cli.images import DecodedImage, read_image, write_image
+from restore_cli.io.decode import read_image
+from restore_cli.io.encode import write_image
+from restore_cli.io.image import DecodedImage
 from restore_cli.errors import InputError, UsageError
 
 

@@ -29,7 +29,9 @@ from restore_cli.model import checkpoints
 
 from restore_cli.model import manifest, zoo as model_zoo
 from restore_cli.cli import app
-from restore_cli.images import DecodedImage, read_image, to_tensor, with_pixels, write_image
+from restore_cli.io.decode import read_image
+from restore_cli.io.encode import write_image
+from restore_cli.io.image import DecodedImage, to_tensor, with_pixels
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.cli_assertions import assert_one_line_error
 

@@ -20,7 +20,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from restore_cli.model.checkpoints import read_state_dict
-from restore_cli.images import read_image
+from restore_cli.io.decode import read_image
 from tests.cli_assertions import assert_one_line_error
 from tests.test_checkpoints import _RunsCodeWhenUnpickled
 from tests.test_cli_tasks import RGB_WITHBIAS, _invoke, _json_lines, one_thread  # noqa: F401

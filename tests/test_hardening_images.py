@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from restore_cli.images import read_image
+from restore_cli.io.decode import read_image
 from restore_cli.engine.tiling import plan_tiles
 from restore_cli.errors import ImageError
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restore_cli.images import read_image
+from restore_cli.io.decode import read_image
 from tests.test_cli_tasks import RGB_WITHBIAS, _json_lines, _subprocess, one_thread  # noqa: F401
 from tests.test_hardening_cli import _digests, _photo, _restore
 

@@ -12,8 +12,10 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
-from restore_cli import images
-from restore_cli.images import DecodedImage, read_image, to_tensor, with_pixels, write_image
+from restore_cli.io import decode, encode
+from restore_cli.io.decode import read_image
+from restore_cli.io.encode import write_image
+from restore_cli.io.image import DecodedImage, to_tensor, with_pixels
 from restore_cli.errors import ImageError
 
 DATA = Path(__file__).parent / "data" / "images"
@@ -357,7 +359,7 @@ def test_failed_encode_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest
     def broken_encoder(*args: object) -> bytes:
         raise RuntimeError("encoder exploded")
 
-    monkeypatch.setattr(images, "_encode", broken_encoder)
+    monkeypatch.setattr(encode, "_encode", broken_encoder)
     with pytest.raises(ImageError, match="out.png"):
         write_image(read_image(SET12_GRAY), target)
 
@@ -441,12 +443,12 @@ def test_pixel_limit_refuses_large_images_and_can_be_raised(tmp_path: Path, monk
     source = tmp_path / "big.png"
     Image.new("RGB", (40, 30)).save(source)
 
-    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(decode, "MAX_PIXELS", 1000)
     with pytest.raises(ImageError, match="MAX_PIXELS") as error:
         read_image(source)
     assert_one_line_naming(error, "big.png")
 
-    monkeypatch.setattr(images, "MAX_PIXELS", 1200)
+    monkeypatch.setattr(decode, "MAX_PIXELS", 1200)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # far below: Pillow alone would refuse
     assert read_image(source).pixels.shape == (30, 40, 3)
     assert Image.MAX_IMAGE_PIXELS == 100, "Pillow's own setting is left as it was"

@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 from PIL import ExifTags, Image, PngImagePlugin, TiffImagePlugin
 from typer.testing import CliRunner
 
-from restore_cli import metadata
+from restore_cli.io import metadata
 from restore_cli.cli import app
-from restore_cli.images import DecodedImage, read_image, with_pixels, write_image
+from restore_cli.io.decode import read_image
+from restore_cli.io.encode import write_image
+from restore_cli.io.image import DecodedImage, with_pixels
 
 DATA = Path(__file__).parent / "data"
 LANDSCAPE = DATA / "images" / "Landscape_9.jpg"  # Lightroom export

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from restore_cli import metrics
-from restore_cli.images import read_image
+from restore_cli.io.decode import read_image
 from restore_cli.errors import MetricError
 
 skimage_color = pytest.importorskip("skimage.color")

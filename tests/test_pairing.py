@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from restore_cli.pairing import list_images, pair_folders
+from restore_cli.io.pairing import list_images, pair_folders
 
 
 def touch(folder: Path, *names: str) -> None:

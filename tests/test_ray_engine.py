@@ -23,7 +23,8 @@ import psutil
 import pytest
 
 import restore_cli
-from restore_cli.images import read_image, write_image
+from restore_cli.io.decode import read_image
+from restore_cli.io.encode import write_image
 from tests.cli_assertions import assert_one_line_error
 from tests.test_cli_tasks import RGB_WITHBIAS, Photos, _invoke, _json_lines, _subprocess, one_thread, photos  # noqa: F401
 from tests.test_hardening_cli import _digests, _photo

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli import images, metrics
+from restore_cli import metrics
+from restore_cli.io import decode, encode, files, image
 from restore_cli.model.checkpoints import read_state_dict
 from restore_cli.model.zoo import load_model
 from restore_cli.cli import app
@@ -101,7 +102,7 @@ def test_fine_tuning_a_golden_checkpoint_lowers_its_loss_on_the_pairs(tmp_path: 
     train(pairs=(inputs, targets), start=str(golden), output=tmp_path / "ft.pth", iters=30, **options)
 
     def loss(model: torch.nn.Module) -> float:
-        rainy, clear = (torch.stack([images.to_tensor(images.read_image(p))[0] for p in sorted(f.glob("*.png"))]) for f in (inputs, targets))
+        rainy, clear = (torch.stack([image.to_tensor(decode.read_image(p))[0] for p in sorted(f.glob("*.png"))]) for f in (inputs, targets))
         with torch.no_grad():
             return float(F.l1_loss(model(rainy), clear))
 
@@ -232,7 +233,7 @@ def test_an_interrupt_while_saving_leaves_the_previous_state_whole(
             raise KeyboardInterrupt  # Ctrl-C after the new state's bytes are written, before the rename
         replace(source, target)
 
-    monkeypatch.setattr(images.os, "replace", interrupted_rename)
+    monkeypatch.setattr(files.os, "replace", interrupted_rename)
     with pytest.raises(KeyboardInterrupt):
         train(clean, output=tmp_path / "t.pth", sigma=25, iters=10, **{**TINY, "save_every": 3})
     monkeypatch.undo()
@@ -350,35 +351,35 @@ def test_train_then_restore_run_gives_the_trained_network_and_json_validation(cl
 
     network = Restormer(golden_config("tiny_rgb_withbias", LayerNorm_type="BiasFree"))
     network.load_state_dict(torch.load(output, weights_only=True)["params"])
-    target = images.read_image(validation / "0.png").pixels
+    target = decode.read_image(validation / "0.png").pixels
     noisy = metrics.gaussian_noise_input(target, 8, 25)
     with torch.no_grad():
         direct = network.eval()(torch.from_numpy(noisy.transpose(2, 0, 1))[None]).clamp(0, 1)[0].permute(1, 2, 0).numpy()
     assert rows[1]["psnr"] == pytest.approx(metrics.score(direct, target, 8).psnr, abs=0.01)
 
     noisy_file = tmp_path / "noisy.png"
-    images.write_image(images.DecodedImage(np.clip(noisy, 0, 1), None, 8, None, None, "PNG"), noisy_file)
+    encode.write_image(image.DecodedImage(np.clip(noisy, 0, 1), None, 8, None, None, "PNG"), noisy_file)
     ran = runner.invoke(app, ["run", "--weights", str(output), str(noisy_file), "-o", str(tmp_path / "out.png")])
     assert ran.exit_code == 0, ran.stderr
-    restored = images.read_image(tmp_path / "out.png").pixels
+    restored = decode.read_image(tmp_path / "out.png").pixels
     with torch.no_grad():
-        expected = network(torch.from_numpy(images.read_image(noisy_file).pixels.transpose(2, 0, 1))[None]).clamp(0, 1)
+        expected = network(torch.from_numpy(decode.read_image(noisy_file).pixels.transpose(2, 0, 1))[None]).clamp(0, 1)
     assert np.abs(restored - expected[0].permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
 
 
 @pytest.mark.skipif(not DEMO.exists(), reason="the demonstration model is not in this checkout")
 def test_the_demonstration_model_denoises_a_photo_it_never_saw(tmp_path: Path) -> None:
-    clean_pixels = images.read_image(PHOTO).pixels
+    clean_pixels = decode.read_image(PHOTO).pixels
     noisy = np.clip(clean_pixels + np.random.default_rng(7).normal(0, 25 / 255, clean_pixels.shape), 0, 1)
     noisy_file = tmp_path / "noisy.png"
-    images.write_image(images.DecodedImage(noisy.astype(np.float32), None, 8, None, None, "PNG"), noisy_file)
+    encode.write_image(image.DecodedImage(noisy.astype(np.float32), None, 8, None, None, "PNG"), noisy_file)
 
     result = runner.invoke(app, ["denoise", str(noisy_file), "--weights", str(DEMO), "-o", str(tmp_path / "out.png")])
 
     assert result.exit_code == 0, result.stderr
     reference = metrics.quantise(clean_pixels, 8)
-    before = metrics.psnr(metrics.quantise(images.read_image(noisy_file).pixels, 8), reference, 255)
-    after = metrics.psnr(metrics.quantise(images.read_image(tmp_path / "out.png").pixels, 8), reference, 255)
+    before = metrics.psnr(metrics.quantise(decode.read_image(noisy_file).pixels, 8), reference, 255)
+    after = metrics.psnr(metrics.quantise(decode.read_image(tmp_path / "out.png").pixels, 8), reference, 255)
     assert after - before >= 3.0
 
 

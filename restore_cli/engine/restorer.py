@@ -299,7 +299,7 @@ def _report(progress: Progress | None, done: int, total: int) -> None:
 
 
 def _restore_array(restorer: Restorer, image: np.ndarray, progress: Progress | None) -> np.ndarray:
-    """HWC (or HW) numpy in, same layout out: the shape images.py decodes to."""
+    """HWC (or HW) numpy in, same layout out: the shape restore_cli.io.decode decodes to."""
     if image.ndim not in (2, 3):
         raise ValueError(f"expected an H x W or H x W x C array, got shape {image.shape}")
     planar = image[None, None] if image.ndim == 2 else image.transpose(2, 0, 1)[None]

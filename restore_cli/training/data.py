@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from restore_cli import metrics
-from restore_cli.images import read_image, to_integer_levels
-from restore_cli.pairing import list_images, pair_folders
+from restore_cli.io.decode import read_image
+from restore_cli.io.image import to_integer_levels
+from restore_cli.io.pairing import list_images, pair_folders
 from restore_cli.errors import DataError, ImageError
 
 DIHEDRAL = 8

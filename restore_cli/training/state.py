@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from restore_cli.errors import StateError, one_line
-from restore_cli.images import atomic_write
+from restore_cli.io.files import atomic_write
 
 STATE_FORMAT = "restore-train-state/1"
 

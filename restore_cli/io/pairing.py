@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from restore_cli.images import is_image_name
+from restore_cli.io.image import is_image_name
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,288 @@
+"""Decode image files: every format restore reads, upright, at its own bit depth.
+
+Pillow decodes most files. Two cases need more than Pillow offers: 16-bit PNG (Pillow
+reduces 16-bit RGB to 8 bits), decoded with imagecodecs (libpng), and 16-bit TIFF, decoded
+with tifffile. The EXIF orientation is applied to the pixels, and the metadata blocks are
+made true of the upright picture (see ``metadata``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import imagecodecs
+import numpy as np
+import tifffile
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from restore_cli.errors import ImageError, one_line
+from restore_cli.io import metadata
+from restore_cli.io.image import DecodedImage, describe
+from restore_cli.io.metadata import ORIENTATION_TAG
+
+# Largest image (width x height) that read_image decodes by default; callers raise it (or
+# pass max_pixels, which `--max-pixels` does) to accept bigger files. It replaces Pillow's
+# decompression-bomb limit so there is a single knob, and so the refusal is an ImageError
+# that tells the user what to do rather than a Pillow exception.
+MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+_READABLE = {"PNG", "JPEG", "MPO", "TIFF", "WEBP", "BMP"}
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+_SUPPORTED = "PNG, JPEG, TIFF, WebP or BMP"
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def read_image(source: str | os.PathLike | BinaryIO, *, max_pixels: int | None = None) -> DecodedImage:
+    """Decode a file or binary stream, upright, with its metadata; ImageError on bad input.
+
+    Images over ``max_pixels`` (default MAX_PIXELS) are refused before their pixels are
+    decoded: a few bytes can declare a picture that would take all memory.
+    """
+    name = describe(source)
+    data = _read_bytes(source, name)
+    if not data:
+        raise ImageError(f"{name}: file is empty (0 bytes); supply a {_SUPPORTED} image")
+    try:
+        return _decode(data, name, MAX_PIXELS if max_pixels is None else max_pixels)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(
+            f"{name}: cannot decode image ({one_line(exc)}); check that it is a complete, uncorrupted image file"
+        ) from exc
+
+
+def _read_bytes(source: str | os.PathLike | BinaryIO, name: str) -> bytes:
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            _refuse_devices(Path(source), name)
+            return Path(source).read_bytes()
+        return source.read()
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a folder, not an image file; pass the image files inside it") from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read ({one_line(exc)}); check the file's permissions") from exc
+
+
+def _refuse_devices(path: Path, name: str) -> None:
+    """A device such as /dev/zero never ends: reading it would take all memory. Pipes stay
+    allowed, for shell process substitution (<(...))."""
+    mode = path.stat().st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        raise ImageError(f"{name}: is a device, not an image file; pass an image file or - for stdin")
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _decode(data: bytes, name: str, max_pixels: int) -> DecodedImage:
+    with _open_unlimited(data, name) as im:
+        fmt = "JPEG" if im.format == "MPO" else im.format
+        if im.format not in _READABLE:
+            raise ImageError(f"{name}: {im.format or 'this'} files are not supported; convert it to PNG, JPEG or TIFF")
+        _check_size(im.size, name, max_pixels)
+        _check_single_frame(im, name)
+        orientation = _orientation(im)  # first: for a PNG whose eXIf follows the pixels, this loads it
+        icc = im.info.get("icc_profile") or None
+        with _quiet_pillow():
+            blocks = metadata.read_blocks(im, fmt, data).for_upright_pixels(orientation)
+        channels, bit_depth, icc = _decode_samples(im, fmt, data, name, icc)
+    colour, alpha = _split_alpha(_upright(channels, orientation))
+    scale = np.float32(1 / (2**bit_depth - 1))
+    return DecodedImage(
+        pixels=colour.astype(np.float32) * scale,
+        alpha=alpha,
+        bit_depth=bit_depth,
+        icc_profile=icc,
+        exif=blocks.exif,
+        source_format=fmt,
+        xmp=blocks.xmp,
+        photoshop=blocks.photoshop,
+        dpi=blocks.dpi,
+    )
+
+
+@contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Pillow warns (rather than fails) about damaged metadata such as a corrupt EXIF block;
+    restore reads past it, and a Python warning would break the one-line-per-file output.
+    The lock serialises header parsing so that concurrent readers neither see each other's
+    lifted bomb limit nor restore each other's warning filters."""
+    with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextmanager
+def _open_unlimited(data: bytes, name: str) -> Iterator[Image.Image]:
+    """Open with Pillow's bomb limit lifted for the (lazy, header-only) open.
+
+    The pixel limit is enforced right after by _check_size; without lifting, Pillow would
+    refuse anything over twice its own limit even when a caller raised the limit on purpose.
+    """
+    with _quiet_pillow():
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise ImageError(_unidentified(data, name)) from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    try:
+        yield image
+    finally:
+        image.close()
+
+
+def _unidentified(data: bytes, name: str) -> str:
+    """Pillow cannot open some valid TIFFs (float samples, many channels): say which kind it is."""
+    if data.startswith(_TIFF_MAGIC):
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                return _unsupported_tiff(tif.pages.first, name)
+        except Exception:
+            pass
+    return f"{name}: not a readable image (unknown or damaged content); supply a complete {_SUPPORTED} image"
+
+
+def _unsupported_tiff(page: tifffile.TiffPage, name: str) -> str:
+    samples = {1: "unsigned", 2: "signed", 3: "floating-point"}.get(int(page.sampleformat), "unusual")
+    photometric = getattr(page.photometric, "name", f"photometric {page.photometric}")
+    return (
+        f"{name}: {page.bitspersample}-bit {samples} {photometric} TIFF with {page.samplesperpixel} samples "
+        "per pixel is not supported; save it as 8- or 16-bit unsigned RGB or grayscale"
+    )
+
+
+def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}; "
+            f"if you trust this file, pass --max-pixels {width * height} (or raise restore_cli.io.decode.MAX_PIXELS)"
+        )
+
+
+def _check_single_frame(im: Image.Image, name: str) -> None:
+    """Restoring one frame of an animation or one page of a document and writing it as the
+    whole would silently drop the rest. MPO is exempt: cameras store a JPEG photo plus
+    previews that way, and the photo is the first frame."""
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1 and im.format != "MPO":
+        raise ImageError(
+            f"{name}: has {frames} frames or pages (an animation or multi-page file); restore works on single "
+            "images: extract the frame you want (e.g. as PNG) and restore that"
+        )
+
+
+def _decode_samples(
+    im: Image.Image, fmt: str, data: bytes, name: str, icc: bytes | None
+) -> tuple[np.ndarray, int, bytes | None]:
+    """Raw samples as HxWxC (alpha last, if any) in the stored dtype, their bit depth, and the
+    ICC profile that describes them (converting CMYK to RGB changes it)."""
+    if fmt == "PNG" and _png_bit_depth(data) == 16:
+        return _channels_last(imagecodecs.png_decode(data)), 16, icc
+    if fmt == "TIFF":
+        samples = _decode_tiff(data, name)
+        if samples is not None:
+            return _channels_last(samples), samples.dtype.itemsize * 8, icc
+    if im.mode == "CMYK":
+        rgb, icc = _cmyk_to_rgb(im)
+        return _channels_last(np.asarray(rgb)), 8, icc
+    return _channels_last(np.asarray(_to_standard_mode(im, name))), 8, icc
+
+
+def _png_bit_depth(data: bytes) -> int:
+    return data[24] if len(data) > 25 else 8
+
+
+def _decode_tiff(data: bytes, name: str) -> np.ndarray | None:
+    """Unsigned 8/16-bit gray and RGB TIFFs are decoded by tifffile: it keeps 16 bits, and
+    unlike Pillow's libtiff it reports damaged strips as exceptions instead of printing
+    them on stderr. Other 8-bit kinds (palette, CMYK, 1-bit...) are left to Pillow (None)."""
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages.first
+        expected_samples = {tifffile.PHOTOMETRIC.MINISBLACK: (1, 2), tifffile.PHOTOMETRIC.RGB: (3, 4)}
+        plain = page.samplesperpixel in expected_samples.get(page.photometric, ())
+        unsigned = page.sampleformat == tifffile.SAMPLEFORMAT.UINT
+        if not unsigned or page.bitspersample > 16 or (page.bitspersample == 16 and not plain):
+            raise ImageError(_unsupported_tiff(page, name))
+        if not plain or page.bitspersample not in (8, 16):
+            return None
+        samples = page.asarray()
+    if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and samples.ndim == 3:
+        samples = np.moveaxis(samples, 0, -1)
+    return samples
+
+
+def _to_standard_mode(im: Image.Image, name: str) -> Image.Image:
+    """Bring Pillow's many modes to L, LA, RGB or RGBA, keeping transparency and true colours."""
+    if im.mode in ("L", "LA", "RGB", "RGBA"):
+        return im
+    if im.mode in ("P", "PA"):
+        has_alpha = im.mode == "PA" or "transparency" in im.info or im.palette.mode == "RGBA"
+        return im.convert("RGBA" if has_alpha else "RGB")
+    if im.mode in ("1", "La"):
+        return im.convert("L" if im.mode == "1" else "LA")
+    if im.mode in ("RGBX", "RGBa", "YCbCr", "LAB", "HSV"):
+        return im.convert("RGBA" if im.mode == "RGBa" else "RGB")
+    raise ImageError(f"{name}: pixel mode {im.mode} is not supported; save it as 8/16-bit RGB or grayscale")
+
+
+def _cmyk_to_rgb(im: Image.Image) -> tuple[Image.Image, bytes | None]:
+    """RGB pixels and their profile. The embedded press profile is used when there is one (a
+    naive CMYK→RGB formula shifts colours), giving sRGB; a damaged profile falls back to the
+    naive formula, whose result has no profile, rather than losing the photo."""
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB"), _srgb_profile()
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass
+    return im.convert("RGB"), None
+
+
+def _srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _channels_last(samples: np.ndarray) -> np.ndarray:
+    return samples[..., None] if samples.ndim == 2 else samples
+
+
+def _split_alpha(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if samples.shape[2] in (2, 4):
+        return samples[..., :-1], samples[..., -1]
+    return samples, None
+
+
+# ---------------------------------------------------------------- orientation and EXIF
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        with _quiet_pillow():
+            value = im.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def _upright(samples: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply the EXIF orientation (1..8) to HxW(xC) samples, as a viewer would when displaying."""
+    if orientation in (5, 6, 7, 8):
+        samples = samples.swapaxes(0, 1)
+    flip_rows = orientation in (3, 4, 7, 8)
+    flip_cols = orientation in (2, 3, 6, 7)
+    return np.ascontiguousarray(samples[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1])

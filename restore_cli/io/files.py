@@ -1,0 +1,69 @@
+"""Writing files so that nothing is ever half-written: temp file, fsync, rename.
+
+A reader (or a rerun with ``--skip-existing``) sees the old file or the whole new one, never a
+partial one; temp files are hidden so folder scans skip them, and a caller that knows their
+writer is dead (a killed worker) can find and remove them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+_TEMP_SUFFIX = ".tmp"
+
+
+def _temp_prefix(path: Path) -> str:
+    """Hidden, so that folder scans skip the temp file of a write in progress."""
+    return f".{path.name}."
+
+
+def leftover_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Temp files of writes of ``path`` whose process was killed outright (SIGKILL, a lost
+    node), which no clean-up code ran in. Only a caller that knows those writers are dead
+    may remove them: a live writer's temp file looks the same."""
+    target = Path(path)
+    name = re.compile(re.escape(_temp_prefix(target)) + r"[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))  # mkstemp's names
+    return sorted(p for p in target.parent.glob(".*" + _TEMP_SUFFIX) if name.fullmatch(p.name))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, then rename: readers see the old file or the whole new one."""
+    handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=path.parent or ".")
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fchmod(temp.fileno(), _FILE_MODE)
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable; some platforms cannot open folders, which is fine."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)

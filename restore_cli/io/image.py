@@ -1,0 +1,142 @@
+"""The decoded image every part of restore passes around, and the names of the formats.
+
+``DecodedImage`` holds float pixels ready for a model plus everything needed to write the
+file back faithfully (bit depth, alpha, ICC profile and the other metadata blocks), so any
+decoder and any encoder can meet through it. The format tables decide which files a folder
+scan picks up and which encoder an output name selects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+
+from restore_cli.errors import ImageError
+
+if TYPE_CHECKING:
+    import torch
+
+EXTENSIONS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+FORMAT_NAMES = {ext.lstrip("."): fmt for ext, fmt in EXTENSIONS.items()}
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass
+class DecodedImage:
+    """Pixels ready for a model, plus what is needed to write the file back faithfully.
+
+    Metadata is kept as the output must have it: `exif` always starts with b"Exif\\0\\0" (the
+    JPEG APP1 convention) whatever the source container stored, a TIFF's own tags included;
+    `xmp` is the XMP packet; `photoshop` the Photoshop image resources (8BIM blocks; IPTC is
+    resource 1028); `dpi` the resolution in pixels per inch. Orientation and thumbnails are
+    already made true of the upright pixels (see `restore_cli.io.metadata`).
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    bit_depth: int
+    icc_profile: bytes | None
+    exif: bytes | None
+    source_format: str
+    xmp: bytes | None = None
+    photoshop: bytes | None = None
+    dpi: tuple[float, float] | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])
+
+
+def is_image_name(path: str | os.PathLike) -> bool:
+    """Whether the extension is one of the formats restore reads and writes, so folder scans
+    (batches, `restore eval`) pick up exactly the files the codecs accept."""
+    return Path(path).suffix.lower() in EXTENSIONS
+
+
+def output_format(destination: str | os.PathLike | BinaryIO, format: str | None = None) -> str:
+    """Pick the encoder from an explicit name, else the extension; streams default to PNG as pipes have none."""
+    if format is not None:
+        fmt = FORMAT_NAMES.get(format.lower().lstrip("."))
+        if fmt is None:
+            raise ImageError(f"{describe(destination)}: unknown format {format!r}; use one of {known_names()}")
+        return fmt
+    if not isinstance(destination, (str, os.PathLike)):
+        return "PNG"
+    suffix = Path(destination).suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise ImageError(
+            f"{destination}: unknown image extension {suffix or '(none)'!r}; "
+            f"use one of {known_names()} or pass a format"
+        )
+    return EXTENSIONS[suffix]
+
+
+def to_tensor(image: DecodedImage, channels: int | None = None) -> torch.Tensor:
+    """NCHW float32 batch of one, the engine's layout; channels=3 lets a gray photo feed an RGB model."""
+    import torch
+
+    pixels = image.pixels
+    if channels == 3 and image.channels == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    elif channels not in (None, image.channels):
+        raise ValueError(f"cannot turn a {image.channels}-channel image into {channels} channels")
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
+
+
+def with_pixels(image: DecodedImage, pixels: np.ndarray | torch.Tensor) -> DecodedImage:
+    """Attach restored pixels, back in the image's own channel count, so gray photos stay gray."""
+    array = _as_hwc(pixels)
+    if array.shape[:2] != image.pixels.shape[:2]:
+        raise ValueError(f"restored size {array.shape[:2]} differs from the image's {image.pixels.shape[:2]}")
+    if image.channels == 1 and array.shape[2] == 3:
+        array = (array @ _LUMA)[..., None]
+    return replace(image, pixels=np.clip(array, 0.0, 1.0).astype(np.float32, copy=False))
+
+
+def _as_hwc(pixels: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(pixels, np.ndarray):
+        return pixels if pixels.ndim == 3 else pixels[..., None]
+    import torch
+
+    chw = pixels.detach().to("cpu", dtype=torch.float32)
+    chw = chw[0] if chw.ndim == 4 else chw
+    return chw.permute(1, 2, 0).numpy()
+
+
+def to_integer_levels(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float [0, 1] to the unsigned integers a file of this depth stores. Rounds (not
+    truncates) so that a decode/encode round trip returns the original values."""
+    top = 2**bit_depth - 1
+    scaled = np.rint(np.nan_to_num(pixels, nan=0.0) * top)
+    return np.clip(scaled, 0, top).astype(np.uint16 if bit_depth == 16 else np.uint8)
+
+
+def known_names() -> str:
+    return ", ".join(sorted(FORMAT_NAMES))
+
+
+def describe(target: str | os.PathLike | BinaryIO) -> str:
+    if isinstance(target, (str, os.PathLike)):
+        return os.fspath(target)
+    name = getattr(target, "name", None)
+    return name if isinstance(name, str) else "<stream>"
