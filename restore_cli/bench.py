@@ -300,7 +300,7 @@ def _children_cpu_seconds() -> float:
 
 def compare_8bit(ours: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
     """Max abs difference in 8-bit levels and PSNR (dB, peak 255) of two uint8 images."""
-    from restore_cli.metrics import psnr
+    from restore_cli.quality.metrics import psnr
 
     difference = np.abs(ours.astype(np.int16) - reference.astype(np.int16))
     return int(difference.max()), psnr(ours, reference, 255.0)

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from restore_cli import jsonl
 from restore_cli.errors import CheckpointError, MemoryBudgetError, UsageError, ZooError, one_line
-from restore_cli.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate
+from restore_cli.quality.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate
 
 # --------------------------------------------------------------------------- report
 

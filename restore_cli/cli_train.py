@@ -19,7 +19,7 @@ from rich.text import Text
 from restore_cli.errors import CheckpointError, DataError, StateError, UsageError, ZooError
 
 if TYPE_CHECKING:
-    from restore_cli import metrics
+    from restore_cli.quality import metrics
 
 EPILOG = (
     "Examples:\n\n"

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli import cli_eval, evaluation, metrics
-
+from restore_cli import cli_eval
 from restore_cli.model import manifest
 from restore_cli.model.zoo import load_model
+from restore_cli.quality import evaluation, metrics
 from restore_cli.cli import app
 from tests.test_metrics import reference_scores, reference_y
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from restore_cli.engine import allocator
 from restore_cli.engine.restorer import Restorer
-from restore_cli.metrics import psnr
+from restore_cli.quality.metrics import psnr
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.golden import config_from_official, golden_cases
 from tests.hardware_marks import needs_native_bf16

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore_cli import metrics
+from restore_cli.quality import metrics
 from restore_cli.io.decode import read_image
 from restore_cli.errors import MetricError
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli import metrics
+from restore_cli.quality import metrics
 from restore_cli.io import decode, encode, files, image
 from restore_cli.model.checkpoints import read_state_dict
 from restore_cli.model.zoo import load_model

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restore_cli import metrics
+from restore_cli.quality import metrics
 from restore_cli.io.decode import read_image
 from restore_cli.io.image import to_integer_levels
 from restore_cli.io.pairing import list_images, pair_folders

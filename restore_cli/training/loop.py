@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restore_cli import metrics
+from restore_cli.quality import metrics
 from restore_cli.engine.device import autocast_context
 from restore_cli.training.schedule import WarmupCosine
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from restore_cli import metrics
+from restore_cli.quality import metrics
 from restore_cli.model.checkpoints import infer_config
 from restore_cli.model.zoo import load_model
 from restore_cli.engine.device import resolve_device, resolve_precision

@@ -1,6 +1,6 @@
 """Scoring restorations the way the Restormer paper does: the library behind `restore eval`.
 
-Three modes share one scoring path (restore_cli.metrics):
+Three modes share one scoring path (restore_cli.quality.metrics):
   scored files        results already on disk, against references paired by stem
   Gaussian denoising  the official seeded noise added to clean images, restored, scored
   paired restoration  degraded images (rain, blur) restored and scored against targets
@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from restore_cli import metrics
+from restore_cli.quality import metrics
 from restore_cli.errors import ImageError, MetricError, UsageError, one_line
 from restore_cli.io.decode import read_image
 from restore_cli.io.pairing import Pair, Problem, pair_folders
