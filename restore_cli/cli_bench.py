@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from restore_cli import bench, jsonl
+from restore_cli import bench
+from restore_cli.batch import jsonl
 
 EPILOG = (
     "Examples:\n\n\b\n"

@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from restore_cli import jsonl
+from restore_cli.batch import jsonl
 from restore_cli.errors import CheckpointError, MemoryBudgetError, UsageError, ZooError, one_line
 from restore_cli.quality.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate
 
@@ -36,7 +36,7 @@ def _finite(value: float | None) -> float | None:
 
 
 def json_lines(outcomes: list[Outcome], summary: Summary, channel: str) -> list[str]:
-    """restore_cli.jsonl's schema: an `image` line per pair (`input` is the shared name) and the summary."""
+    """restore_cli.batch.jsonl's schema: an `image` line per pair (`input` is the shared name) and the summary."""
     rows = [
         jsonl.line("image", input=o.name, status="failed", psnr=None, ssim=None, error=o.error)
         if o.score is None
@@ -113,7 +113,7 @@ def engine_options(
 ) -> dict[str, Any]:
     """Check the engine options before any checkpoint is loaded (or downloaded), exactly as
     the task commands do."""
-    from restore_cli.batch import EngineSettings, parse_tile, parse_tlc
+    from restore_cli.batch.models import EngineSettings, parse_tile, parse_tlc
 
     settings = EngineSettings(device, precision, parse_tile(tile), overlap, max_memory, tlc_window=parse_tlc(tlc, tlc_window),
                               allow_slow_precision=allow_slow_precision)

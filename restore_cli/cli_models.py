@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from restore_cli import jsonl
+from restore_cli.batch import jsonl
 from restore_cli.model import manifest, zoo
 from restore_cli.cli_help import ManPageCommand
 from restore_cli.errors import ZooError, ZooUsageError

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Callable, List, Literal, NoReturn, Option
 
 import typer
 
-from restore_cli import batch, executor, planning
+from restore_cli.batch import executor, local, models, pipeline, planning, reporting
 from restore_cli.io.decode import MAX_PIXELS
 from restore_cli.errors import UnknownModelError, UsageError
 
 if TYPE_CHECKING:
-    from restore_cli.ray_executor import RayOptions
+    from restore_cli.batch.ray_executor import RayOptions
 
 SIGMAS = (15, 25, 50)
 GAUSSIAN = "gaussian"
@@ -217,11 +217,11 @@ def run_task(task: Task, options: TaskOptions) -> None:
     try:
         code = _run(task, options)
     except UsageError as error:
-        _fail(str(error), executor.EXIT_USAGE)
+        _fail(str(error), reporting.EXIT_USAGE)
     except Exception as error:
-        if options.debug and not batch.is_expected(error):
+        if options.debug and not pipeline.is_expected(error):
             raise
-        _fail(batch.describe_error(error), executor.EXIT_FAILED)
+        _fail(pipeline.describe_error(error), reporting.EXIT_FAILED)
     raise typer.Exit(code)
 
 
@@ -253,7 +253,7 @@ def _run(task: Task, options: TaskOptions) -> int:
         runner: executor.Executor = _local_executor(options, settings, choice)
     else:
         runner = _ray_executor(options, ray_options, settings, choice, jobs)
-    reporter = executor.Reporter(
+    reporter = reporting.Reporter(
         stdout=sys.stdout,
         stderr=sys.stderr,
         command=task.name,
@@ -264,13 +264,13 @@ def _run(task: Task, options: TaskOptions) -> int:
     return executor.execute(jobs, runner, reporter)
 
 
-def _local_executor(options: TaskOptions, settings: batch.EngineSettings, choice: batch.ModelChoice) -> executor.LocalExecutor:
-    models = batch.Models(choice, settings.load)
-    pipeline = batch.Pipeline(models, format=options.format, quality=options.quality, max_pixels=options.max_pixels)
-    return executor.LocalExecutor(pipeline, load=lambda: _load_up_front(models))
+def _local_executor(options: TaskOptions, settings: models.EngineSettings, choice: models.ModelChoice) -> local.LocalExecutor:
+    loaded = models.Models(choice, settings.load)
+    steps = pipeline.Pipeline(loaded, format=options.format, quality=options.quality, max_pixels=options.max_pixels)
+    return local.LocalExecutor(steps, load=lambda: _load_up_front(loaded))
 
 
-def _load_up_front(models: batch.Models) -> None:
+def _load_up_front(models: models.Models) -> None:
     """Load (downloading and verifying) the model before the first image, so a bad checkpoint
     is one error rather than one per image. When colour and gray photos get different models,
     each is loaded up front only if it is already cached: a folder of gray scans must not
@@ -286,7 +286,7 @@ def _load_up_front(models: batch.Models) -> None:
 _RAY_FLAGS = {"ray_address": "--ray-address", "workers": "--workers", "cpus_per_worker": "--cpus-per-worker", "gpus_per_worker": "--gpus-per-worker"}
 
 
-def _ray_options(options: TaskOptions, settings: batch.EngineSettings) -> Optional[RayOptions]:
+def _ray_options(options: TaskOptions, settings: models.EngineSettings) -> Optional[RayOptions]:
     """`ray_executor.RayOptions` for --engine ray (checked, with Ray imported), else None."""
     given = [flag for name, flag in _RAY_FLAGS.items() if getattr(options, name) is not None]
     if options.engine == "local":
@@ -307,7 +307,7 @@ def _ray_options(options: TaskOptions, settings: batch.EngineSettings) -> Option
 
 def _import_ray_executor() -> Any:
     try:
-        from restore_cli import ray_executor
+        from restore_cli.batch import ray_executor
     except ModuleNotFoundError as error:
         if error.name != "ray" and not str(error.name).startswith("ray."):
             raise
@@ -316,7 +316,7 @@ def _import_ray_executor() -> Any:
 
 
 def _ray_executor(
-    options: TaskOptions, ray_options: RayOptions, settings: batch.EngineSettings, choice: batch.ModelChoice, jobs: list[planning.Job]
+    options: TaskOptions, ray_options: RayOptions, settings: models.EngineSettings, choice: models.ModelChoice, jobs: list[planning.Job]
 ) -> executor.Executor:
     if any(job.output == planning.STDIO or planning.STDIO in job.sources for job in jobs):
         raise UsageError("--engine ray reads and writes files every worker can see; - (stdin/stdout) needs --engine local")
@@ -343,36 +343,36 @@ def _listed_names(options: TaskOptions) -> list[str]:
         raise UsageError(f"--files-from {options.files_from}: {error.strerror or error}") from None
 
 
-def model_choice(task: Task, options: TaskOptions) -> batch.ModelChoice:
+def model_choice(task: Task, options: TaskOptions) -> models.ModelChoice:
     """The model for colour and for gray images, from the task's default and the options."""
     if options.weights is not None:
         if options.model is not None or options.sigma is not None:
             raise UsageError("--weights replaces the zoo model: drop --model/--sigma")
-        return batch.ModelChoice.single(options.weights)
+        return models.ModelChoice.single(options.weights)
     if task.name == "denoise":
         choice = _denoise_choice(options.model, options.sigma)
     else:
         default = DUAL_PIXEL_MODEL if options.dual_pixel else task.model
-        choice = batch.ModelChoice.single(options.model or default)
+        choice = models.ModelChoice.single(options.model or default)
     _check_zoo_names(choice)
     return choice
 
 
-def _denoise_choice(model: Optional[str], sigma: Optional[int]) -> batch.ModelChoice:
+def _denoise_choice(model: Optional[str], sigma: Optional[int]) -> models.ModelChoice:
     if sigma is not None and sigma not in SIGMAS:
         raise UsageError(f"--sigma {sigma}: the non-blind denoisers exist for sigma {', '.join(map(str, SIGMAS))}")
     if sigma is not None:
         if model not in (None, GAUSSIAN):
             raise UsageError(f"--sigma picks a Gaussian denoiser; it cannot be combined with --model {model}")
-        return batch.ModelChoice(f"gaussian_color_denoising_sigma{sigma}", f"gaussian_gray_denoising_sigma{sigma}")
+        return models.ModelChoice(f"gaussian_color_denoising_sigma{sigma}", f"gaussian_gray_denoising_sigma{sigma}")
     if model == GAUSSIAN:
-        return batch.ModelChoice("gaussian_color_denoising_blind", "gaussian_gray_denoising_blind")
+        return models.ModelChoice("gaussian_color_denoising_blind", "gaussian_gray_denoising_blind")
     if model is not None:
-        return batch.ModelChoice.single(model)
-    return batch.ModelChoice(TASKS["denoise"].model, "gaussian_gray_denoising_blind")
+        return models.ModelChoice.single(model)
+    return models.ModelChoice(TASKS["denoise"].model, "gaussian_gray_denoising_blind")
 
 
-def _check_zoo_names(choice: batch.ModelChoice) -> None:
+def _check_zoo_names(choice: models.ModelChoice) -> None:
     from restore_cli.model import manifest
 
     for spec in (choice.color, choice.gray):
@@ -383,14 +383,14 @@ def _check_zoo_names(choice: batch.ModelChoice) -> None:
                 raise UsageError(str(error)) from None
 
 
-def _settings(options: TaskOptions) -> batch.EngineSettings:
-    return batch.EngineSettings(
+def _settings(options: TaskOptions) -> models.EngineSettings:
+    return models.EngineSettings(
         device=options.device,
         precision=options.precision,
-        tile=batch.parse_tile(options.tile),
+        tile=models.parse_tile(options.tile),
         overlap=options.overlap,
         max_memory=options.max_memory,
-        tlc_window=batch.parse_tlc(options.tlc, options.tlc_window),
+        tlc_window=models.parse_tlc(options.tlc, options.tlc_window),
         allow_slow_precision=options.allow_slow_precision,
         offline=True if options.offline else None,
         download_progress=_watched(options),

@@ -1,6 +1,6 @@
-"""A batch without a real network: planning (planning.py: naming, folders, globs, refusals), the
-per-job step (batch.py) and the threaded executor (executor.py), driven by stand-in models that
-record what they are given."""
+"""A batch without a real network: planning (naming, folders, globs, refusals), the per-job
+step (pipeline) and the threaded local executor, driven by stand-in models that record what
+they are given."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from restore_cli import batch, executor
-from restore_cli.batch import Model, ModelChoice, Models, Pipeline
-from restore_cli.planning import STDIO, Job, Naming, plan_jobs
+from restore_cli.batch import executor, local, reporting
+from restore_cli.batch.models import Model, ModelChoice, Models
+from restore_cli.batch.pipeline import Pipeline
+from restore_cli.batch.planning import Job, Naming, STDIO, plan_jobs
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage
@@ -323,7 +324,7 @@ def test_reading_overlaps_inference_and_results_keep_the_job_order(tmp_path: Pat
 
     pipeline = _WatchedPipeline(Models(ModelChoice.single("m"), lambda spec: Model("m", 3, restore)))
     reported: list = []
-    results = executor.run_local(jobs, pipeline, reported.append)
+    results = local.run_local(jobs, pipeline, reported.append)
     assert overlapped == [True]
     assert [r.input for r in results] == [job.name for job in jobs] and reported == results
     assert all(r.status == "ok" for r in results)
@@ -331,9 +332,9 @@ def test_reading_overlaps_inference_and_results_keep_the_job_order(tmp_path: Pat
     assert main not in pipeline.threads["read"] | pipeline.threads["write"]
 
 
-def _reporter(display: executor.Display = "quiet", log_tiles: bool = False) -> tuple[executor.Reporter, io.StringIO, io.StringIO]:
+def _reporter(display: reporting.Display = "quiet", log_tiles: bool = False) -> tuple[reporting.Reporter, io.StringIO, io.StringIO]:
     stdout, stderr = io.StringIO(), io.StringIO()
-    return executor.Reporter(stdout, stderr, command="derain", json=True, display=display, log_tiles=log_tiles), stdout, stderr
+    return reporting.Reporter(stdout, stderr, command="derain", json=True, display=display, log_tiles=log_tiles), stdout, stderr
 
 
 def _json(stdout: io.StringIO) -> list[dict]:
@@ -352,7 +353,7 @@ def test_an_interrupt_stops_the_batch_with_130_leaving_only_whole_files(tmp_path
 
     reporter, stdout, stderr = _reporter()
     pipeline = Pipeline(Models(ModelChoice.single("m"), lambda spec: Model("m", 3, restore)))
-    assert executor.execute(jobs, executor.LocalExecutor(pipeline), reporter) == executor.EXIT_INTERRUPTED
+    assert executor.execute(jobs, local.LocalExecutor(pipeline), reporter) == reporting.EXIT_INTERRUPTED
     written = sorted(path.name for path in (tmp_path / "out").iterdir())
     assert written == ["00.png", "01.png"]  # whole files only: no temp files, nothing half-written
     assert all(read_image(tmp_path / "out" / name).width == 16 for name in written)
@@ -367,7 +368,7 @@ def test_an_interrupt_stops_the_batch_with_130_leaving_only_whole_files(tmp_path
 def test_execute_reports_json_lines_errors_and_exit_code(tmp_path: Path) -> None:
     jobs = _folder_jobs(tmp_path, 2) + [Job((str(tmp_path / "nope.png"),), str(tmp_path / "out" / "nope.png"))]
     reporter, stdout, stderr = _reporter()
-    assert executor.execute(jobs, executor.LocalExecutor(_pipeline(_invert())), reporter) == executor.EXIT_FAILED
+    assert executor.execute(jobs, local.LocalExecutor(_pipeline(_invert())), reporter) == reporting.EXIT_FAILED
     lines = _json(stdout)
     assert [(line["schema"], line["type"], line["status"]) for line in lines] == [
         (1, "image", "ok"), (1, "image", "ok"), (1, "image", "failed"), (1, "summary", "failed"),
@@ -395,7 +396,7 @@ def test_a_log_gets_a_line_per_image_and_the_summary_and_tile_counts_end_their_l
 
     reporter, _, stderr = _reporter(display="lines", log_tiles=True)
     pipeline = Pipeline(Models(ModelChoice.single("m"), lambda spec: Model("m", 3, restore)))
-    assert executor.execute(jobs, executor.LocalExecutor(pipeline), reporter) == executor.EXIT_INTERRUPTED
+    assert executor.execute(jobs, local.LocalExecutor(pipeline), reporter) == reporting.EXIT_INTERRUPTED
     lines = stderr.getvalue().split("\n")
     assert lines[-2:] == ["interrupted after 1 image(s); every file written is complete", ""]
     image = re.compile(rf"\[1/2\] {re.escape(jobs[0].sources[0])} -> {re.escape(str(jobs[0].output))} \(\d+\.\d s\)")
@@ -407,11 +408,11 @@ def test_a_log_gets_a_line_per_image_and_the_summary_and_tile_counts_end_their_l
 def test_a_quiet_finished_batch_still_ends_its_json_with_a_summary(tmp_path: Path) -> None:
     jobs = _folder_jobs(tmp_path, 2)
     reporter, stdout, stderr = _reporter()
-    assert executor.execute(jobs, executor.LocalExecutor(_pipeline(_invert())), reporter) == executor.EXIT_OK
+    assert executor.execute(jobs, local.LocalExecutor(_pipeline(_invert())), reporter) == reporting.EXIT_OK
     assert _json(stdout)[-1]["status"] == "done" and stderr.getvalue() == ""
     logged, _, log = _reporter(display="lines")
     skipped = [dataclasses.replace(job, skip=True) for job in jobs]
-    assert executor.execute(skipped, executor.LocalExecutor(_pipeline(_invert())), logged) == executor.EXIT_OK
+    assert executor.execute(skipped, local.LocalExecutor(_pipeline(_invert())), logged) == reporting.EXIT_OK
     lines = log.getvalue().splitlines()
     assert lines[:2] == [f"[{index}/2] {job.sources[0]}: skipped, {job.output} exists" for index, job in enumerate(skipped, 1)]
     assert len(lines) == 3 and re.fullmatch(r"0 restored, 2 skipped, 0 failed in \d+\.\d s", lines[2])

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from restore_cli.cli import app
-from restore_cli.planning import read_name_list
+from restore_cli.batch.planning import read_name_list
 from tests.cli_assertions import assert_one_line_error
 
 WEIGHTS = Path(__file__).parent / "data" / "golden" / "tiny_rgb_withbias.pth"

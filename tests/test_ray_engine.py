@@ -228,8 +228,8 @@ def test_contradictory_engine_options_are_usage_errors(photos: Photos, args: lis
 
 def test_without_ray_the_ray_engine_is_a_usage_error_naming_the_extra(photos: Photos, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where it is not installed
-    monkeypatch.delitem(sys.modules, "restore_cli.ray_executor", raising=False)
-    monkeypatch.delattr(restore_cli, "ray_executor", raising=False)
+    monkeypatch.delitem(sys.modules, "restore_cli.batch.ray_executor", raising=False)
+    monkeypatch.delattr(restore_cli.batch, "ray_executor", raising=False)
     result = _invoke("run", "--weights", RGB_WITHBIAS, photos.colour, "--engine", "ray")
     assert_one_line_error(result, 2, 'pip install "restore-cli[ray]"')
 

@@ -30,10 +30,11 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayError
 
-from restore_cli.batch import EngineSettings, Model, ModelChoice, ModelSpec, Pipeline, Result, describe_error, settled
-from restore_cli.executor import Reporter
+from restore_cli.batch.models import EngineSettings, Model, ModelChoice, ModelSpec
+from restore_cli.batch.pipeline import Pipeline, Result, describe_error, settled
+from restore_cli.batch.reporting import Reporter
 from restore_cli.io.files import leftover_temp_files
-from restore_cli.planning import Job
+from restore_cli.batch.planning import Job
 from restore_cli.errors import UsageError, WorkerError
 
 MAX_DEATHS = 3
@@ -121,7 +122,7 @@ class _Worker:
     def __init__(self, recipe: Recipe) -> None:
         import torch
 
-        from restore_cli.batch import Models
+        from restore_cli.batch.models import Models
 
         torch.set_num_threads(max(1, math.floor(recipe.cpus)))  # a fraction of a CPU still needs a thread
         self._recipe = recipe

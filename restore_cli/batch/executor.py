@@ -1,0 +1,75 @@
+"""Running a batch with any executor: signals, the model loaded up front, the exit code.
+
+An executor decides how `Pipeline` steps are scheduled (`local.LocalExecutor` in this process,
+`ray_executor.RayExecutor` on a Ray cluster); ``execute`` runs one with signal handling and
+the one `Reporter` every engine shares, and turns the results into the process exit code.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Protocol
+
+from restore_cli.batch.pipeline import Result, describe_error, settled
+from restore_cli.batch.planning import Job
+from restore_cli.batch.reporting import EXIT_INTERRUPTED, EXIT_TERMINATED, Reporter
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that the same clean-up runs."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Executor(Protocol):
+    """How a batch's steps are run. Every executor reports each result through the same
+    `Reporter` as it arrives, so progress, JSON and exit codes never depend on the engine."""
+
+    def prepare(self) -> None:
+        """Load what the batch needs (the model) before the first image; raising here ends
+        the batch in one line."""
+
+    def run(self, jobs: Sequence[Job], reporter: Reporter) -> list[Result]: ...
+
+
+def execute(jobs: Sequence[Job], executor: Executor, reporter: Reporter) -> int:
+    """Run the batch with ``executor``, report it, and return the process exit code.
+
+    Jobs that failed in planning (a missing input) are reported first; then the executor
+    prepares (loads the model), only if some image is to be restored; an error there ends the
+    batch in one line before any image is read.
+    """
+    reporter.start(len(jobs))
+    planned_failures = [result for result in map(settled, jobs) if result is not None and result.status == "failed"]
+    runnable = [job for job in jobs if job.problem is None]
+    for result in planned_failures:
+        reporter.result(result)
+    try:
+        with _sigterm_raises():
+            if any(not job.skip for job in runnable):
+                executor.prepare()
+            executor.run(runnable, reporter)
+    except KeyboardInterrupt:
+        return reporter.interrupted(EXIT_INTERRUPTED)
+    except Terminated:
+        return reporter.interrupted(EXIT_TERMINATED)
+    except Exception as error:  # the model could not be loaded: nothing can be restored
+        return reporter.fatal(describe_error(error))
+    return reporter.finish()
