@@ -1,5 +1,5 @@
 """Allows ``python -m restore_cli`` wherever the console script is not on PATH."""
 
-from restore_cli.launch import main
+from restore_cli.cli.launcher import main
 
 main()

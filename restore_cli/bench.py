@@ -154,7 +154,7 @@ def run_benchmark(
 
 def _measure(spec: Spec) -> Pass:
     """Our passes run in the process the CLI would give them: with malloc's huge pages
-    where the launcher switches them on (see :mod:`restore_cli.launch`)."""
+    where the launcher switches them on (see :mod:`restore_cli.cli.launcher`)."""
     from restore_cli.engine.allocator import this_machine_huge_page_environment
 
     environment = this_machine_huge_page_environment() if spec.mode == OURS else None

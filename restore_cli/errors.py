@@ -1,12 +1,17 @@
-"""Every error restore raises for a user to act on, and how its text is kept to one line.
+"""Every error restore raises for a user to act on, and how its text is worded.
 
 One module, importing nothing heavy, so that any layer can raise these and the CLI can turn
 each kind into a message and an exit code without importing torch or the codecs to recognise
 them. Every class derives from :class:`RestoreError`: an error of that family already says
-what went wrong and what to do, while anything else reaching the top is a bug.
+what went wrong and what to do, while anything else reaching the top is a bug. Messages name
+the user's settings through :func:`setting`, so the library never spells a command-line flag:
+the CLI installs its own spellings (:func:`spelled`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 
 class RestoreError(Exception):
@@ -70,3 +75,40 @@ def one_line(error: BaseException) -> str:
     Library errors (torch's especially) can span many lines; a report keeps one per file."""
     lines = str(error).strip().splitlines()
     return (lines[0].strip() if lines else "") or type(error).__name__
+
+
+_spelling: dict[str, str] = {}
+
+
+def setting(name: str) -> str:
+    """How a message names the user's setting ``name`` (a parameter such as ``max_memory``).
+
+    The library words its advice in terms of its own parameters; whoever drives it can
+    install other spellings, as the command line does with its flags, so that the same
+    message says ``--max-memory`` there and ``max_memory`` to a Python caller.
+    """
+    return _spelling.get(name, name)
+
+
+def install_spelling(spelling: Mapping[str, str]) -> None:
+    """Name settings as ``spelling`` says from now on, in this process (a worker process that
+    serves one command's run)."""
+    global _spelling
+    _spelling = dict(spelling)
+
+
+def current_spelling() -> dict[str, str]:
+    """The spellings in force, for work handed to another process (a Ray worker)."""
+    return dict(_spelling)
+
+
+@contextmanager
+def spelled(spelling: Mapping[str, str]) -> Iterator[None]:
+    """Name settings as ``spelling`` says in every message made while the block runs, in
+    every thread (the block is the whole of a command's run)."""
+    previous = current_spelling()
+    install_spelling(spelling)
+    try:
+        yield
+    finally:
+        install_spelling(previous)

@@ -73,6 +73,19 @@ def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def flag_words() -> Iterator[None]:
+    """Library messages worded as the command line shows them (``--max-pixels``, not
+    ``max_pixels``), for tests that check a hint users read through the CLI."""
+    import typer
+
+    from restore_cli.cli.app import app
+    from restore_cli.cli.console import flag_spelling
+
+    with flag_spelling(typer.main.get_command(app)):
+        yield
+
+
+@pytest.fixture
 def fake_hub() -> Iterator[FakeHub]:
     revision = manifest.load_manifest()[PINNED].hub.revision  # type: ignore[union-attr]
     hub = FakeHub(repo="deepinv/Restormer", revision=revision).start()

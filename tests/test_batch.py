@@ -90,6 +90,7 @@ def test_a_glob_expands_to_images_and_recursive_mirrors_below_its_plain_part(tmp
     assert _outputs(jobs) == [str(out / "day1" / "x.png"), str(out / "day2" / "y.png")]
 
 
+@pytest.mark.usefixtures("flag_words")
 def test_nothing_found_is_a_failed_job_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     jobs = plan_jobs([str(tmp_path / "empty"), str(tmp_path / "*.webp")], Naming("denoise"))
@@ -124,6 +125,7 @@ def test_an_input_is_never_an_output_even_with_overwrite(tmp_path: Path) -> None
         plan_jobs([str(photo)], Naming("denoise", output=str(tmp_path), existing="overwrite"))
 
 
+@pytest.mark.usefixtures("flag_words")
 def test_existing_outputs_are_refused_skipped_or_replaced_as_asked(tmp_path: Path) -> None:
     photo = _save(tmp_path / "x.png")
     _save(tmp_path / "x_denoise.png")
@@ -135,6 +137,7 @@ def test_existing_outputs_are_refused_skipped_or_replaced_as_asked(tmp_path: Pat
     assert not replaced.skip and replaced.problem is None
 
 
+@pytest.mark.usefixtures("flag_words")
 def test_existing_outputs_are_counted_in_one_refusal(tmp_path: Path) -> None:
     photos = [_save(tmp_path / "in" / f"{index}.png") for index in range(4)]
     for photo in photos[:3]:
@@ -151,6 +154,7 @@ def test_missing_inputs_are_found_while_planning(tmp_path: Path) -> None:
     assert pair.problem == f"{tmp_path / 'right.png'}: no such file; check the path"
 
 
+@pytest.mark.usefixtures("flag_words")
 @pytest.mark.parametrize("output", ["many.jpg", "many.PNG", "clean.tif"])
 def test_several_inputs_and_an_output_named_like_a_file_are_refused(tmp_path: Path, output: str) -> None:
     a, b = _save(tmp_path / "a.png"), _save(tmp_path / "b.png")
@@ -206,6 +210,7 @@ def test_process_one_restores_and_writes_keeping_the_image_metadata(tmp_path: Pa
     assert np.abs(written.pixels - (1 - read_image(source).pixels)).max() < 1e-6
 
 
+@pytest.mark.usefixtures("flag_words")
 def test_process_one_turns_every_failure_into_a_result(tmp_path: Path) -> None:
     def broken(tensor: torch.Tensor, progress) -> torch.Tensor:
         raise RuntimeError("kaput\nsecond line")
@@ -229,6 +234,7 @@ def test_gray_photos_go_through_rgb_models_and_come_back_gray(tmp_path: Path) ->
     assert np.abs(written.pixels - (1 - read_image(job.sources[0]).pixels)).max() <= 1 / 255
 
 
+@pytest.mark.usefixtures("flag_words")
 def test_a_gray_model_refuses_a_colour_photo_naming_both(tmp_path: Path) -> None:
     (job,) = plan_jobs([str(_save(tmp_path / "c.png"))], Naming("denoise"))
     result = _pipeline(_invert("gray_denoiser", in_channels=1)).process_one(job)

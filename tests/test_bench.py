@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from restore_cli import bench
-from restore_cli.cli import app
+from restore_cli.cli.app import app
 from restore_cli.engine.hardware import cpu_info
 
 runner = CliRunner()

@@ -10,7 +10,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from restore_cli.cli import app
+from restore_cli.cli.app import app
 
 COMMANDS = [
     ["denoise"], ["derain"], ["deblur"], ["defocus"], ["run"], ["eval"], ["bench"],

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 
 from restore_cli.model import cache, manifest, zoo as model_zoo
-from restore_cli.cli_models import models_app
+from restore_cli.cli.models import models_app
 from tests.conftest import PINNED, RELEASE_ONLY, UNPINNED, Zoo
 from tests.cli_assertions import assert_one_line_error
 

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from restore_cli.model.zoo import load_model
-from restore_cli.cli import app
+from restore_cli.cli.app import app
 from restore_cli.engine.restorer import Restorer
 from tests.cli_assertions import assert_one_line_error
 

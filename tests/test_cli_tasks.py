@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from restore_cli.model import checkpoints
 
 from restore_cli.model import manifest, zoo as model_zoo
-from restore_cli.cli import app
+from restore_cli.cli.app import app
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage, to_tensor, with_pixels

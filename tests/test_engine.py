@@ -212,6 +212,7 @@ def test_choose_tile_is_the_largest_grid_tile_that_fits():
     assert choose_tile(available, memory, dim=8, height=199, width=199) is None
 
 
+@pytest.mark.usefixtures("flag_words")
 def test_choose_tile_refuses_a_budget_below_the_smallest_tile():
     memory = MemoryModel(fixed=1000, per_pixel_per_dim=1.0)
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli.cli import app
+from restore_cli.cli.app import app
 from restore_cli.batch.planning import read_name_list
 from tests.cli_assertions import assert_one_line_error
 

@@ -120,6 +120,7 @@ REFUSED = [case for case in CORPUS if case.refusal]
 DECODED = [case for case in CORPUS if case.decoded]
 
 
+@pytest.mark.usefixtures("flag_words")
 @pytest.mark.parametrize("case", REFUSED, ids=lambda case: case.name)
 def test_bad_files_are_one_line_naming_the_file_and_print_nothing_else(
     case: Hostile, tmp_path: Path, capfd: pytest.CaptureFixture[str]
@@ -162,6 +163,7 @@ def test_cmyk_with_a_damaged_profile_falls_back_to_plain_conversion_and_drops_th
     np.testing.assert_array_equal(damaged.pixels, plain.pixels)
 
 
+@pytest.mark.usefixtures("flag_words")
 def test_the_pixel_limit_is_a_per_call_option() -> None:
     picture = _pillow(Image.fromarray(_noise(30, 40)), "PNG")
     with pytest.raises(ImageError, match="1,200 pixels, over the limit of 1,199; if you trust this file, pass --max-pixels 1200"):

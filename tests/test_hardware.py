@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from restore_cli import bench
 from restore_cli.engine import hardware
-from restore_cli.cli import app
+from restore_cli.cli.app import app
 from restore_cli.engine.device import resolve_precision
 from restore_cli.engine.restorer import Restorer
 from restore_cli.model.restormer import Restormer, RestormerConfig
@@ -47,6 +47,7 @@ def test_cpuinfo_gives_the_model_name_and_whether_bf16_is_native() -> None:
     assert SAPPHIRE_RAPIDS.describe() == "Intel(R) Xeon(R) Platinum 8481C (AVX-512, AMX, native bf16)"
 
 
+@pytest.mark.usefixtures("flag_words")
 def test_bf16_where_emulated_is_refused_with_the_reason_and_the_way_out() -> None:
     with pytest.raises(SlowPrecisionError) as refused:
         resolve_precision("bf16", CPU, cpu=AVX2_ONLY)

@@ -237,7 +237,7 @@ def test_without_ray_the_ray_engine_is_a_usage_error_naming_the_extra(photos: Ph
 def test_the_package_and_the_local_engine_never_import_ray(photos: Photos, tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from restore_cli.cli import entry_point\n"
+        "from restore_cli.cli.app import entry_point\n"
         f"sys.argv = ['restore', 'run', '--weights', {str(RGB_WITHBIAS)!r}, {str(photos.colour)!r}, '-o', {str(tmp_path / 'o.png')!r}]\n"
         "try:\n"
         "    entry_point()\n"

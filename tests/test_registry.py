@@ -266,6 +266,7 @@ def test_import_with_a_bad_checksum_installs_nothing(zoo: Zoo, tmp_path: Path) -
     assert _files_under(cache.zoo_dir() / "models") == []
 
 
+@pytest.mark.usefixtures("flag_words")
 def test_import_of_an_unpinned_model_needs_an_expected_checksum(zoo: Zoo, tmp_path: Path) -> None:
     source = tmp_path / f"{UNPINNED}.pth"
     source.write_bytes(zoo.payload(UNPINNED))

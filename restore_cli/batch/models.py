@@ -8,18 +8,17 @@ per image. ``EngineSettings`` carries the engine and zoo options every command s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from restore_cli.errors import UsageError
 from restore_cli.io.image import DecodedImage
 
 if TYPE_CHECKING:
     import torch
 
+    from restore_cli.model.download import Progress
     from restore_cli.model.restormer import Restormer
 
 ModelSpec = Union[str, Path]
@@ -78,44 +77,10 @@ class Models:
         return self.get(self.choice.for_image(image))
 
 
-def parse_tile(value: str) -> int | str:
-    """`--tile` as the engine takes it: "auto", or a whole number of pixels."""
-    if value == "auto":
-        return value
-    if value.isdigit() and (int(value) == 0 or int(value) >= 8):
-        return int(value)
-    raise UsageError(f"--tile must be auto, 0 (whole image) or at least 8 pixels, got {value!r}")
-
-
-_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-
-
-def _check_budget(max_memory: str, device: torch.device) -> None:
-    from restore_cli.engine.budget import parse_memory_size, smallest_budget
-
-    budget, needed = parse_memory_size(max_memory), smallest_budget(device)
-    if budget < needed:
-        raise UsageError(
-            f"--max-memory {max_memory} is less than restore needs before the first pixel "
-            f"({needed / 2**20:,.0f} MiB on {device.type}); raise it or leave it out"
-        )
-
-
-def parse_tlc(enabled: bool, window: int | None) -> int | None:
-    """`--tlc` / `--tlc-window N` as the engine takes them: the window, or None for global
-    attention. A window alone switches TLC on: it has no other meaning."""
-    from restore_cli.model.tlc import DEFAULT_WINDOW
-
-    if window is None:
-        return DEFAULT_WINDOW if enabled else None
-    if window < 8:
-        raise UsageError(f"--tlc-window must be at least 8 pixels (one pixel at the deepest level), got {window}")
-    return window
-
-
 @dataclass(frozen=True)
 class EngineSettings:
-    """The engine and zoo options shared by every command."""
+    """The engine and zoo options shared by every command, as the engine and zoo take them;
+    the command line checks and words them (``restore_cli.cli.options``)."""
 
     device: str = "auto"
     precision: str = "auto"
@@ -123,30 +88,10 @@ class EngineSettings:
     overlap: int = 32
     max_memory: str | None = None
     offline: bool | None = None
-    download_progress: bool = False
+    download_progress: Progress = False
+    """How a model download is shown (see ``restore_cli.model.download.Progress``)."""
     tlc_window: int | None = None
     allow_slow_precision: bool = False
-
-    def check(self) -> None:
-        """Reject bad values before any work, as usage errors, rather than once per image."""
-        from restore_cli.engine.device import resolve_device, resolve_precision
-
-        if self.overlap < 0:
-            raise UsageError("--overlap must be 0 or more")
-        if isinstance(self.tile, int) and self.tile and self.overlap >= self.tile:
-            raise UsageError(
-                f"--overlap {self.overlap} must be smaller than --tile {self.tile}, or tiles never advance; "
-                f"try --overlap {self.tile // 4}"
-            )
-        if not _DEVICE.fullmatch(self.device):
-            raise UsageError(f"--device {self.device}: use auto, cpu, cuda, cuda:N or mps")
-        try:
-            device = resolve_device(self.device)
-            resolve_precision(self.precision, device, self.allow_slow_precision)  # type: ignore[arg-type]
-            if self.max_memory is not None:
-                _check_budget(self.max_memory, device)
-        except (ValueError, RuntimeError) as error:
-            raise UsageError(str(error)) from None
 
     def load(self, spec: ModelSpec) -> Model:
         """Resolve a zoo name or file to a checkpoint, build the network and wrap it in the engine."""

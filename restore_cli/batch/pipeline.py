@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
 
 from restore_cli.batch.models import Model, Models, TileProgress
 from restore_cli.batch.planning import STDIO, Job
-from restore_cli.errors import InputError, RestoreError, one_line
+from restore_cli.errors import InputError, RestoreError, one_line, setting
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage, output_format, to_tensor, with_pixels
@@ -186,7 +186,7 @@ def _make_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise OSError(f"{folder}: cannot create the output folder ({reason}); choose another -o") from error
+        raise OSError(f"{folder}: cannot create the output folder ({reason}); choose another {setting('output')}") from error
 
 
 def _guarded(job: Job, spent: float, work: Callable[[], _Stage]) -> _Stage | Result:
@@ -213,7 +213,7 @@ def describe_error(error: Exception) -> str:
     if is_expected(error):
         return text
     logger.debug("unexpected error", exc_info=error)
-    return f"unexpected {type(error).__name__}: {text} (rerun with --debug for the traceback)"
+    return f"unexpected {type(error).__name__}: {text} (rerun with {setting('debug')} for the traceback)"
 
 
 def _describe_failure(job: Job, error: Exception) -> str:
@@ -234,7 +234,7 @@ def _run_model(model: Model, images: tuple[DecodedImage, ...], progress: TilePro
     if model.in_channels == 1 and image.channels == 3:
         raise InputError(
             f"{name}: is a colour image but {model.name} is a grayscale model; use a colour model "
-            "(for denoising, the default or --model gaussian picks one per image)"
+            f"(for denoising, the default or {setting('model')} gaussian picks one per image)"
         )
     return model.restore(to_tensor(image, channels=model.in_channels), progress)
 

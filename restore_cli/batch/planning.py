@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from restore_cli.io.image import is_image_name, output_format
-from restore_cli.errors import ImageError, UsageError
+from restore_cli.errors import ImageError, UsageError, setting
 
 STDIO = "-"
 """As an input: read the image from stdin; as an output: write its bytes to stdout."""
@@ -100,7 +100,7 @@ def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1, listed: 
     patterns. With ``naming.recursive``, a relative listed name keeps its folders below -o.
     """
     if not arguments and not listed:
-        raise UsageError("no inputs given; pass image files, folders, globs or - for stdin, or --files-from FILE")
+        raise UsageError(f"no inputs given; pass image files, folders, globs or - for stdin, or {setting('files_from')} FILE")
     everything = [*arguments, *listed]
     if views > 1:
         found = _grouped(everything, views)
@@ -155,7 +155,7 @@ def _expand(argument: str, recursive: bool, avoid: Path | None) -> list[_Found]:
     path = Path(argument)
     if path.is_dir():
         found = _scan(path, recursive, avoid)
-        hint = "" if recursive else " (pass --recursive to include subfolders)"
+        hint = "" if recursive else f" (pass {setting('recursive')} to include subfolders)"
         return found or [_Found((path,), path, problem=f"{argument}: no images in this folder{hint}")]
     if _is_glob(argument):
         found = _glob(argument, recursive)
@@ -199,21 +199,21 @@ def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[s
     target = naming.output
     if target == STDIO or (target is None and found[0].is_stdin):
         if len(found) != 1:
-            raise UsageError(f"-o - writes one image to stdout, but there are {len(found)} inputs; use -o FOLDER")
+            raise UsageError(f"{setting('output')} - writes one image to stdout, but there are {len(found)} inputs; use {setting('output')} FOLDER")
         return lambda item: STDIO
     if target is None:
         return lambda item: str(item.path.with_name(_output_name(item, naming)))
     if _needs_folder(target, found, arguments):
         if Path(target).is_file():
-            raise UsageError(f"-o {target} is a file, but the inputs need a folder; give a folder path")
+            raise UsageError(f"{setting('output')} {target} is a file, but the inputs need a folder; give a folder path")
         if not _named_as_folder(target) and is_image_name(target):
             inputs = f"{len(found)} inputs need" if len(found) > 1 else "a folder or pattern needs"
             raise UsageError(
-                f"-o {target} looks like a file name, but {inputs} an output folder; "
-                f"give a folder (-o {Path(target).stem}/) or a single input file"
+                f"{setting('output')} {target} looks like a file name, but {inputs} an output folder; "
+                f"give a folder ({setting('output')} {Path(target).stem}/) or a single input file"
             )
         if found[0].is_stdin:
-            raise UsageError("- (stdin) with an output folder: give -o a file name, or -o - for stdout")
+            raise UsageError(f"- (stdin) with an output folder: give {setting('output')} a file name, or {setting('output')} - for stdout")
         return lambda item: str(Path(target, item.relative.parent, _output_name(item, naming)))
     _check_output_format(target, naming.format)
     return lambda item: target
@@ -257,7 +257,7 @@ def _refuse_files_as_folders(planned: list[tuple[_Found, str]]) -> None:
             continue
         folder = next(parent for parent in Path(output).absolute().parents if parent.exists())
         if not folder.is_dir():
-            raise UsageError(f"{folder} is a file, so {output} cannot be written below it; choose another -o")
+            raise UsageError(f"{folder} is a file, so {output} cannot be written below it; choose another {setting('output')}")
 
 
 def _refuse_collisions(planned: list[tuple[_Found, str]]) -> None:
@@ -269,7 +269,7 @@ def _refuse_collisions(planned: list[tuple[_Found, str]]) -> None:
         if earlier is not item:
             raise UsageError(
                 f"{earlier.path} and {item.path} would both be written to {output}; "
-                "rename one, run them separately, or use --recursive to keep folders apart"
+                f"rename one, run them separately, or use {setting('recursive')} to keep folders apart"
             )
 
 
@@ -278,7 +278,7 @@ def _refuse_overwriting_inputs(planned: list[tuple[_Found, str]]) -> None:
     for item, output in planned:
         if output != STDIO and not item.problem and _key(output) in inputs:
             raise UsageError(
-                f"{output} is an input and would be overwritten; choose another -o or --suffix"
+                f"{output} is an input and would be overwritten; choose another {setting('output')} or {setting('suffix')}"
             )
 
 
@@ -287,11 +287,11 @@ def _refuse_existing_outputs(planned: list[tuple[_Found, str]]) -> None:
     would otherwise fail every image in turn."""
     existing = [output for item, output in planned if output != STDIO and not item.problem and os.path.lexists(output)]
     if len(existing) == 1:
-        raise UsageError(f"{existing[0]} already exists; pass --overwrite to replace it or --skip-existing to keep it")
+        raise UsageError(f"{existing[0]} already exists; pass {setting('overwrite')} to replace it or {setting('skip_existing')} to keep it")
     if existing:
         raise UsageError(
             f"{len(existing)} of the {len(planned)} outputs already exist (the first is {existing[0]}); pass "
-            "--skip-existing to keep them and restore the rest, or --overwrite to replace them"
+            f"{setting('skip_existing')} to keep them and restore the rest, or {setting('overwrite')} to replace them"
         )
 
 

@@ -35,7 +35,7 @@ from restore_cli.batch.pipeline import Pipeline, Result, describe_error, settled
 from restore_cli.batch.reporting import Reporter
 from restore_cli.io.files import leftover_temp_files
 from restore_cli.batch.planning import Job
-from restore_cli.errors import UsageError, WorkerError
+from restore_cli.errors import WorkerError, current_spelling, install_spelling, setting
 
 MAX_DEATHS = 3
 """An image whose worker died this many times while holding it is reported failed instead of
@@ -48,10 +48,9 @@ CANCEL_GRACE_SECONDS = 10.0
 """After Ctrl-C, how long the workers get to notice the cancellation and finish a write."""
 
 
-
 @dataclass(frozen=True)
 class RayOptions:
-    """Where and how wide to run: the `--ray-address`, `--workers`, `--*-per-worker` options."""
+    """Where and how wide to run on the cluster, and how much each worker reserves."""
 
     address: str | None = None
     """None: RAY_ADDRESS if set, else a new local Ray instance on this machine's cores."""
@@ -61,22 +60,6 @@ class RayOptions:
     gpus_per_worker: float = 0.0
     debug: bool = False
     """Let Ray's own logs and the workers' output through to the terminal."""
-
-    def check(self, settings: EngineSettings) -> None:
-        """Refuse contradictions before Ray starts. The engine options are checked as for a CPU:
-        the GPUs are the workers', and the driver may have none."""
-        if self.cpus_per_worker <= 0:
-            raise UsageError("--cpus-per-worker must be more than 0")
-        if self.gpus_per_worker < 0:
-            raise UsageError("--gpus-per-worker must be 0 or more")
-        if settings.device.startswith("cuda") and self.gpus_per_worker == 0:
-            raise UsageError(f"--device {settings.device} on Ray needs GPUs for the workers: add --gpus-per-worker (e.g. 1 or 0.5)")
-        if settings.device in ("cpu", "mps") and self.gpus_per_worker > 0:
-            raise UsageError(f"--gpus-per-worker reserves GPUs that --device {settings.device} would not use; drop one")
-        if settings.precision == "fp16" and self.gpus_per_worker == 0:
-            raise UsageError("--precision fp16 needs GPUs for the workers: add --gpus-per-worker, or use bf16/fp32")
-        on_cpu = "fp32" if settings.precision == "fp16" else settings.precision
-        replace(settings, device="cpu", precision=on_cpu).check()
 
 
 @dataclass(frozen=True)
@@ -101,6 +84,8 @@ class Recipe:
     max_pixels: int | None
     cpus: float
     gpus: float
+    spelling: dict[str, str] = field(default_factory=current_spelling)
+    """How the driver's messages name settings, so a worker's say the same."""
 
 
 def read_weights(settings: EngineSettings, choice: ModelChoice) -> dict[ModelSpec, Weights]:
@@ -125,6 +110,7 @@ class _Worker:
         from restore_cli.batch.models import Models
 
         torch.set_num_threads(max(1, math.floor(recipe.cpus)))  # a fraction of a CPU still needs a thread
+        install_spelling(recipe.spelling)  # this process serves this batch alone
         self._recipe = recipe
         self._settings = _with_memory_share(recipe)
         models = Models(recipe.choice, self._load)
@@ -295,7 +281,7 @@ def _worker_count(options: RayOptions, jobs: int) -> int:
     if fit == 0:
         raise WorkerError(
             f"the Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs, too few for one worker with "
-            f"--cpus-per-worker {options.cpus_per_worker:g} --gpus-per-worker {options.gpus_per_worker:g}; "
+            f"{setting('cpus_per_worker')} {options.cpus_per_worker:g} {setting('gpus_per_worker')} {options.gpus_per_worker:g}; "
             "lower them or add nodes"
         )
     return min(options.workers if options.workers is not None else fit, jobs)
@@ -426,7 +412,7 @@ class _Dispatcher:
     def _give_up(self, why: str) -> None:
         while self._queue:
             job, _ = self._queue.popleft()
-            self.report(Result(job.name, job.output, "failed", error=f"{job.name}: {why}; rerun with --skip-existing"))
+            self.report(Result(job.name, job.output, "failed", error=f"{job.name}: {why}; rerun with {setting('skip_existing')}"))
 
     def _cancel(self) -> None:
         """Ctrl-C: queued calls are dropped, running ones stop at their next tile, and whatever
@@ -465,5 +451,5 @@ def _died(job: Job, deaths: int) -> Result:
         job.output,
         "failed",
         error=f"{job.name}: the Ray worker restoring it died {deaths} times (out of memory?); "
-        "give workers more memory (--cpus-per-worker) or a smaller --tile, then rerun with --skip-existing",
+        f"give workers more memory ({setting('cpus_per_worker')}) or a smaller {setting('tile')}, then rerun with {setting('skip_existing')}",
     )

@@ -16,7 +16,7 @@ import psutil
 import torch
 
 from restore_cli.engine.tiling import TilePlan, padded_length, plan_tiles
-from restore_cli.errors import MemoryBudgetError
+from restore_cli.errors import MemoryBudgetError, setting
 from restore_cli.model.restormer import SIZE_MULTIPLE
 
 MIN_AUTO_TILE = 64
@@ -159,6 +159,6 @@ def choose_tile(
         needed = batch * memory.forward_bytes(dim, MIN_AUTO_TILE**2)
         raise MemoryBudgetError(
             f"the memory budget leaves {available / 2**20:.0f} MiB for the model, but even "
-            f"{MIN_AUTO_TILE}-pixel tiles need {needed / 2**20:.0f} MiB; raise --max-memory or free memory"
+            f"{MIN_AUTO_TILE}-pixel tiles need {needed / 2**20:.0f} MiB; raise {setting('max_memory')} or free memory"
         )
     return tile

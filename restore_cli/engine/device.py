@@ -12,7 +12,7 @@ from typing import ContextManager, Literal
 import torch
 
 from restore_cli.engine.hardware import CpuInfo, slow_precision_reason
-from restore_cli.errors import SlowPrecisionError
+from restore_cli.errors import SlowPrecisionError, setting
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -24,7 +24,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) != "auto":
         resolved = torch.device(device)
         if resolved.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+            raise ValueError(f"device {device!r} requested but CUDA is not available; use {setting('device')} cpu")
         return resolved
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -50,12 +50,12 @@ def resolve_precision(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 needs a CUDA device; use --precision fp32 on the CPU")
+        raise ValueError(f"fp16 needs a CUDA device; use {setting('precision')} fp32 on the CPU")
     reason = slow_precision_reason(PRECISIONS[precision], device, cpu)
     if reason is not None and not allow_slow:
         raise SlowPrecisionError(
-            f"--precision {precision}: {reason}; use --precision fp32 (or auto), "
-            "or add --allow-slow-precision to run it anyway"
+            f"{setting('precision')} {precision}: {reason}; use {setting('precision')} fp32 (or auto), "
+            f"or add {setting('allow_slow_precision')} to run it anyway"
         )
     return PRECISIONS[precision]
 

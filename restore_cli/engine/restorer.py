@@ -33,7 +33,7 @@ from restore_cli.engine.budget import (
 )
 from restore_cli.engine.device import Precision, autocast_context, resolve_device, resolve_precision
 from restore_cli.engine.tiling import Blend, TilePlan, padded_length, plan_tiles
-from restore_cli.errors import MemoryBudgetError
+from restore_cli.errors import MemoryBudgetError, setting
 from restore_cli.model.restormer import SIZE_MULTIPLE
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class Restorer:
         if tlc_window is not None and isinstance(self.tile, int) and self.tile < tlc_window:
             logger.warning(
                 "%d-pixel tiles are narrower than the %d-pixel TLC window: each tile's attention "
-                "statistics cover the whole tile, as without --tlc", self.tile, tlc_window,
+                f"statistics cover the whole tile, as without {setting('tlc')}", self.tile, tlc_window,
             )
         if overlap < 0:
             raise ValueError(f"overlap must be >= 0, got {overlap}")
@@ -181,7 +181,7 @@ class Restorer:
         tile = max(plan.tile_height, plan.tile_width) * 3 // 4 // SIZE_MULTIPLE * SIZE_MULTIPLE
         if tile < MIN_AUTO_TILE:
             raise MemoryBudgetError(
-                f"out of GPU memory even with {MIN_AUTO_TILE}-pixel tiles; free GPU memory or use --device cpu"
+                f"out of GPU memory even with {MIN_AUTO_TILE}-pixel tiles; free GPU memory or use {setting('device')} cpu"
             )
         logger.warning("CUDA out of memory; retrying with %d-pixel tiles", tile)
         return plan_tiles(plan.height, plan.width, tile, self.overlap, blend=self.blend), 1

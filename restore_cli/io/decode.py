@@ -23,7 +23,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from restore_cli.errors import ImageError, one_line
+from restore_cli.errors import ImageError, one_line, setting
 from restore_cli.io import metadata
 from restore_cli.io.image import DecodedImage, describe
 from restore_cli.io.metadata import ORIENTATION_TAG
@@ -169,7 +169,7 @@ def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageError(
             f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}; "
-            f"if you trust this file, pass --max-pixels {width * height} (or raise restore_cli.io.decode.MAX_PIXELS)"
+            f"if you trust this file, pass {setting('max_pixels')} {width * height} (or raise restore_cli.io.decode.MAX_PIXELS)"
         )
 
 

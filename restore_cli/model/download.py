@@ -13,10 +13,8 @@ import logging
 import os
 import urllib.request
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Union
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from tqdm.std import tqdm
 
 from restore_cli.errors import ZooError
@@ -26,8 +24,8 @@ from restore_cli.model.manifest import ModelEntry
 logger = logging.getLogger(__name__)
 
 
-class _QuietBar(tqdm):
-    """tqdm's interface with nothing drawn: huggingface_hub must not draw its own bar."""
+class SilentBar(tqdm):
+    """tqdm's interface with nothing drawn: huggingface_hub must not draw its own bar either."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.pop("name", None)
@@ -38,34 +36,19 @@ class _QuietBar(tqdm):
         return None
 
 
-class _RichBar(_QuietBar):
-    """huggingface_hub's tqdm calls, drawn as one rich download bar on stderr."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        label = kwargs.get("desc") or "download"  # a disabled tqdm does not keep its desc
-        self._rich = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=Console(stderr=True),
-        )
-        self._task = self._rich.add_task(label, total=self.total, completed=self.n)
-        self._rich.start()
-
-    def update(self, n: float | None = 1) -> bool | None:
-        super().update(n)
-        self._rich.update(self._task, completed=self.n, total=self.total)
-        return None
-
-    def close(self) -> None:
-        self._rich.stop()
-        super().close()
+DownloadBar = type[tqdm]
+"""A tqdm class that draws a download, as huggingface_hub takes one."""
+Progress = Union[bool, DownloadBar]
+"""How a download is shown: True for huggingface_hub's own bar, False for nothing, or a bar
+class of the caller's (the command line draws its own)."""
 
 
-def _bar_class(progress: bool) -> type[tqdm]:
-    return _RichBar if progress else _QuietBar
+def _bar_class(progress: Progress) -> DownloadBar:
+    if progress is True:
+        from huggingface_hub.utils import tqdm as hub_bar
+
+        return hub_bar
+    return progress or SilentBar
 
 
 def _ask_hub(entry: ModelEntry) -> tuple[bool, str | None]:
@@ -92,7 +75,7 @@ def _why(err: BaseException) -> str:
     return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no detail'}"
 
 
-def _from_hub(entry: ModelEntry, progress: bool) -> Path | None:
+def _from_hub(entry: ModelEntry, progress: Progress) -> Path | None:
     from huggingface_hub import hf_hub_download
 
     assert entry.hub is not None
@@ -112,7 +95,7 @@ def _from_hub(entry: ModelEntry, progress: bool) -> Path | None:
         return None
 
 
-def stream(source: IO[bytes], sink: IO[bytes], total: int | None, label: str, progress: bool) -> str:
+def stream(source: IO[bytes], sink: IO[bytes], total: int | None, label: str, progress: Progress) -> str:
     """Copy while hashing, so the file is verified before it ever gets its final name."""
     digest = hashlib.sha256()
     with _bar_class(progress)(total=total, desc=label) as bar:
@@ -123,7 +106,7 @@ def stream(source: IO[bytes], sink: IO[bytes], total: int | None, label: str, pr
     return digest.hexdigest()
 
 
-def _from_release(entry: ModelEntry, expected: cache.Expected, progress: bool) -> Path:
+def _from_release(entry: ModelEntry, expected: cache.Expected, progress: Progress) -> Path:
     target = cache.own_path(entry)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -143,7 +126,7 @@ def _from_release(entry: ModelEntry, expected: cache.Expected, progress: bool) -
     return target
 
 
-def download(entry: ModelEntry, progress: bool) -> Path:
+def download(entry: ModelEntry, progress: Progress) -> Path:
     """Fetch and verify ``entry``'s checkpoint (the caller holds its lock)."""
     on_hub, hub_sha = _ask_hub(entry)
     expected = cache.Expected(entry.sha256, "manifest") if entry.sha256_known else hub_sha and cache.Expected(hub_sha, "hub")

@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import torch
 
-from restore_cli.errors import CheckpointError, ZooError, ZooUsageError
-from restore_cli.model import cache, checkpoints, manifest
-from restore_cli.model.download import download, stream
+from restore_cli.errors import CheckpointError, ZooError, ZooUsageError, setting
+from restore_cli.model import cache, manifest
+from restore_cli.model.download import Progress, download, stream
 from restore_cli.model.manifest import ModelEntry
-from restore_cli.model.restormer import Restormer
+
+if TYPE_CHECKING:
+    import torch
+
+    from restore_cli.model.restormer import Restormer
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,11 @@ def _offline_error(entry: ModelEntry) -> ZooError:
     )
 
 
-def resolve(name: str, *, offline: bool | None = None, progress: bool = True) -> Path:
+def resolve(name: str, *, offline: bool | None = None, progress: Progress = True) -> Path:
     """A verified local checkpoint for ``name``, downloading it first if needed.
 
-    ``offline=None`` follows ``HF_HUB_OFFLINE``; offline, only the cache is used.
+    ``offline=None`` follows ``HF_HUB_OFFLINE``; offline, only the cache is used. A download
+    is shown as ``progress`` says (huggingface_hub's bar by default).
     """
     entry = manifest.get_entry(name)
     offline = cache.offline_from_env() if offline is None else offline
@@ -77,9 +81,10 @@ def resolve(name: str, *, offline: bool | None = None, progress: bool = True) ->
         return download(entry, progress)
 
 
-def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> Restormer:
+def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cpu", progress: Progress = True) -> Restormer:
     """Build a ready-to-run model (eval mode, fp32, `.config` set) from a checkpoint file
-    or a zoo model name such as "real_denoising" (downloaded and verified if needed)."""
+    or a zoo model name such as "real_denoising" (downloaded and verified if needed, the
+    download shown as ``progress`` says)."""
     path = Path(path_or_name)
     if not path.is_file():
         name = str(path_or_name)
@@ -88,7 +93,9 @@ def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cp
                 f"no checkpoint file or zoo model named {name!r}: give a path to a .pth/.safetensors "
                 "file, or a name from `restore models list`"
             )
-        path = resolve(name)
+        path = resolve(name, progress=progress)
+    from restore_cli.model import checkpoints  # torch loads here, not with the zoo
+
     return checkpoints.load_checkpoint(path, device)
 
 
@@ -131,7 +138,7 @@ def _identify(source: Path, sha256: str) -> ModelEntry:
             return entry
     raise ZooError(
         f"cannot tell which model {source} is (neither its name nor its checksum matches one); "
-        "pass --name NAME"
+        f"pass {setting('name')} NAME"
     )
 
 
@@ -174,14 +181,14 @@ def _import_expectation(entry: ModelEntry, source: Path, given: str | None) -> c
     if entry.sha256_known:
         if given is not None and given != entry.sha256:
             raise ZooUsageError(
-                f"--sha256 {given[:16]}… is not the pinned SHA-256 of {entry.name} ({entry.sha256[:16]}…); "
-                "drop --sha256, the pinned value is used"
+                f"{setting('sha256')} {given[:16]}… is not the pinned SHA-256 of {entry.name} ({entry.sha256[:16]}…); "
+                f"drop {setting('sha256')}, the pinned value is used"
             )
         return cache.Expected(entry.sha256, "manifest")
     expected = cache.Expected(given, "import") if given is not None else cache.expected_sha(entry)
     if expected is None:
         raise ZooError(
-            f"{entry.name} has no pinned SHA-256, so {source} cannot be verified; pass --sha256 HEX "
+            f"{entry.name} has no pinned SHA-256, so {source} cannot be verified; pass {setting('sha256')} HEX "
             "with the value shown on the Hub's file page"
         )
     return expected
@@ -190,6 +197,8 @@ def _import_expectation(entry: ModelEntry, source: Path, given: str | None) -> c
 def _check_loadable(copy: Path, source: Path) -> None:
     """A matching hash only proves the file is what its giver hashed: a text file with its own
     --sha256 passes that. Loading it as a Restormer is what makes it a model."""
+    from restore_cli.model import checkpoints
+
     try:
         checkpoints.build_model(checkpoints.read_state_dict(copy), source=str(source))
     except CheckpointError as error:

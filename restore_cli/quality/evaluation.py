@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from restore_cli.quality import metrics
-from restore_cli.errors import ImageError, MetricError, UsageError, one_line
+from restore_cli.errors import ImageError, MetricError, UsageError, one_line, setting
 from restore_cli.io.decode import read_image
 from restore_cli.io.pairing import Pair, Problem, pair_folders
+from restore_cli.quality import metrics
+
+if TYPE_CHECKING:
+    from restore_cli.model.download import Progress
 
 KNOWN_BENCHMARKS = (
     "CBSD68", "Kodak24", "McMaster", "Urban100", "Set12", "BSD68",
@@ -110,7 +113,7 @@ def _check_channels(channels: int, restorer: Any) -> None:
     expected = restorer.config.in_channels
     if channels != expected:
         kind = {1: "gray", 3: "colour"}.get(expected, f"{expected}-channel")
-        raise ValueError(f"has {channels} channel(s) but the model takes {kind} images; choose a matching --model")
+        raise ValueError(f"has {channels} channel(s) but the model takes {kind} images; choose a matching {setting('model')}")
 
 
 def _score(prediction: np.ndarray, reference: np.ndarray, bit_depth: int, options: ScoringOptions) -> metrics.Score:
@@ -162,12 +165,12 @@ def paper_psnr(model: str | None, benchmark: str | None, sigma: float | None = N
     return entry.paper_psnr(benchmark, sigma, tlc) if entry else None
 
 
-def build_restorer(model: str | None, weights: Path | None, engine_options: dict[str, Any]) -> Any:
+def build_restorer(model: str | None, weights: Path | None, engine_options: dict[str, Any], progress: Progress = True) -> Any:
     """Load the checkpoint (zoo name or file) and wrap it in the engine."""
-    from restore_cli.model.zoo import load_model
     from restore_cli.engine.restorer import Restorer
+    from restore_cli.model.zoo import load_model
 
-    network = load_model(weights if weights is not None else str(model))
+    network = load_model(weights if weights is not None else str(model), progress=progress)
     return Restorer(network, **engine_options)
 
 
@@ -215,6 +218,8 @@ class Request:
     model: str | None = None
     weights: Path | None = None
     engine: dict[str, Any] = field(default_factory=dict)
+    download_progress: Progress = True
+    """How a model download is shown (see ``restore_cli.model.download.Progress``)."""
 
 
 def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
@@ -230,7 +235,7 @@ def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
     model = request.model
     if model is None and request.weights is None:
         model = default_model(request.task, request.sigma, first_channels(p.source for p in pairs))
-    restorer = build_restorer(model, request.weights, request.engine)
+    restorer = build_restorer(model, request.weights, request.engine, request.download_progress)
     outcomes = [run_step(p.name, p.source, _model_step(request, restorer, p)) for p in pairs]
     benchmark = benchmark_name(request.sources)
     paper = paper_psnr(model, benchmark, request.sigma, tlc=request.engine.get("tlc_window") is not None)

@@ -23,7 +23,7 @@ from restore_cli.quality import metrics
 from restore_cli.io.decode import read_image
 from restore_cli.io.image import to_integer_levels
 from restore_cli.io.pairing import list_images, pair_folders
-from restore_cli.errors import DataError, ImageError
+from restore_cli.errors import DataError, ImageError, setting
 
 DIHEDRAL = 8
 """Flips times 90-degree rotations: the eight ways to lay a square crop down."""
@@ -47,11 +47,11 @@ def parse_sigma(text: str | float) -> Noise:
     """`25` (one level) or `0-50` (a blind denoiser: a level per crop), on the 0-255 scale."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(?:-\s*(\d+(?:\.\d*)?)\s*)?", str(text))
     if not match:
-        raise ValueError(f"cannot read --sigma {text!r}; give a level like 25 or a range like 0-50")
+        raise ValueError(f"cannot read {setting('sigma')} {text!r}; give a level like 25 or a range like 0-50")
     low = float(match.group(1))
     high = float(match.group(2)) if match.group(2) is not None else low
     if high < low:
-        raise ValueError(f"--sigma {text}: the range must go from low to high, like 0-50")
+        raise ValueError(f"{setting('sigma')} {text}: the range must go from low to high, like 0-50")
     return Noise(low, high)
 
 
@@ -148,7 +148,7 @@ def check_images(examples: list[Example], channels: int, patch: int) -> None:
         if min(example.height, example.width) < patch:
             raise DataError(
                 f"{example.path}: {example.width}x{example.height} is smaller than the {patch}-pixel "
-                "training patch; lower --patch or remove the image"
+                f"training patch; lower {setting('patch')} or remove the image"
             )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -19,11 +19,10 @@ from restore_cli.quality import metrics
 from restore_cli.model.checkpoints import infer_config
 from restore_cli.model.zoo import load_model
 from restore_cli.engine.device import resolve_device, resolve_precision
-from restore_cli.errors import DataError, UsageError, one_line
+from restore_cli.errors import DataError, UsageError, one_line, setting
 from restore_cli.model.restormer import Restormer
 from restore_cli.training.data import (
     Example,
-    Noise,
     Sampler,
     check_images,
     load_folder,
@@ -37,6 +36,9 @@ from restore_cli.training.schedule import default_warmup, stage_at, stages
 from restore_cli.training.sizes import SIZES, new_model
 from restore_cli.training.state import read_state, state_path, write_checkpoint, write_state
 from restore_cli.training.validation import validate
+
+if TYPE_CHECKING:
+    from restore_cli.model.download import Progress
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
@@ -72,6 +74,8 @@ class TrainingOptions:
     device: str = "auto"
     resume: Path | None = None
     overwrite: bool = False
+    download_progress: Progress = True
+    """How downloading a zoo model for ``start`` is shown (``restore_cli.model.download.Progress``)."""
 
     def identity(self) -> dict[str, Any]:
         """What decides the sequence of steps: a resumed run must repeat it to continue
@@ -194,62 +198,62 @@ def run(options: TrainingOptions, reporter: Reporter) -> TrainingResult:
 def check_options(options: TrainingOptions) -> None:
     """Refuse, before reading any image, options no run could use."""
     if (options.data is None) == (options.pairs is None):
-        raise UsageError("give a folder of clean images with --sigma, or --pairs INPUT TARGET")
+        raise UsageError(f"give a folder of clean images with {setting('sigma')}, or {setting('pairs')} INPUT TARGET")
     if options.data is not None and options.sigma is None:
-        raise UsageError("clean images need a degradation: add --sigma 25 (or a range such as 0-50)")
+        raise UsageError(f"clean images need a degradation: add {setting('sigma')} 25 (or a range such as 0-50)")
     if options.pairs is not None and options.sigma is not None:
-        raise UsageError("--sigma adds noise to clean images; it cannot be used with --pairs")
+        raise UsageError(f"{setting('sigma')} adds noise to clean images; it cannot be used with {setting('pairs')}")
     if options.sigma is not None:
         try:
             parse_sigma(options.sigma)
         except ValueError as error:
             raise UsageError(str(error)) from None
     if options.start is not None and options.size is not None:
-        raise UsageError("give --from (start from weights) or --size (start from scratch), not both")
+        raise UsageError(f"give {setting('start')} (start from weights) or {setting('size')} (start from scratch), not both")
     if options.size is not None and options.size not in SIZES:
-        raise UsageError(f"unknown --size {options.size!r}; choose one of {', '.join(SIZES)}")
+        raise UsageError(f"unknown {setting('size')} {options.size!r}; choose one of {', '.join(SIZES)}")
     if options.val is not None and options.val_pairs is not None:
-        raise UsageError("give --val or --val-pairs, not both")
+        raise UsageError(f"give {setting('val')} or {setting('val_pairs')}, not both")
     if options.val is not None and options.sigma is None:
-        raise UsageError("--val takes clean images for a --sigma run; with --pairs, use --val-pairs INPUT TARGET")
+        raise UsageError(f"{setting('val')} takes clean images for a {setting('sigma')} run; with {setting('pairs')}, use {setting('val_pairs')} INPUT TARGET")
     _check_numbers(options)
     _check_output(options)
 
 
 def _check_numbers(options: TrainingOptions) -> None:
     if options.patch < 8 or options.patch % 8:
-        raise UsageError(f"--patch must be a multiple of 8 (the network halves it three times), got {options.patch}")
-    for name, value in (("--batch", options.batch), ("--iters", options.iters)):
+        raise UsageError(f"{setting('patch')} must be a multiple of 8 (the network halves it three times), got {options.patch}")
+    for name, value in ((setting("batch"), options.batch), (setting("iters"), options.iters)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
-    for name, value in (("--save-every", options.save_every), ("--val-every", options.val_every)):
+    for name, value in ((setting("save_every"), options.save_every), (setting("val_every"), options.val_every)):
         if value < 0:
             raise UsageError(f"{name} must be 0 (never) or more, got {value}")
     if not options.lr > 0:
-        raise UsageError(f"--lr must be positive, got {options.lr}")
+        raise UsageError(f"{setting('lr')} must be positive, got {options.lr}")
     if options.warmup is not None and not 0 < options.warmup <= options.iters:
-        raise UsageError(f"--warmup must be between 1 and --iters ({options.iters}), got {options.warmup}")
+        raise UsageError(f"{setting('warmup')} must be between 1 and {setting('iters')} ({options.iters}), got {options.warmup}")
     if options.clip < 0:
-        raise UsageError(f"--clip must be 0 (off) or a positive gradient norm, got {options.clip}")
+        raise UsageError(f"{setting('clip')} must be 0 (off) or a positive gradient norm, got {options.clip}")
     if not 0 <= options.ema < 1:
-        raise UsageError(f"--ema must be 0 (off) or a decay below 1 such as 0.999, got {options.ema}")
+        raise UsageError(f"{setting('ema')} must be 0 (off) or a decay below 1 such as 0.999, got {options.ema}")
     if not 0 <= options.val_share < 1:
-        raise UsageError(f"--val-share must be in [0, 1), got {options.val_share}")
+        raise UsageError(f"{setting('val_share')} must be in [0, 1), got {options.val_share}")
 
 
 def _check_output(options: TrainingOptions) -> None:
     output = options.output
     if output.suffix not in CHECKPOINT_SUFFIXES:
-        raise UsageError(f"-o {output}: name the checkpoint .pth (it is written as a PyTorch file)")
+        raise UsageError(f"{setting('output')} {output}: name the checkpoint .pth (it is written as a PyTorch file)")
     if not output.parent.is_dir():
-        raise UsageError(f"-o {output}: folder {output.parent} does not exist; create it first")
+        raise UsageError(f"{setting('output')} {output}: folder {output.parent} does not exist; create it first")
     if output.exists() and not options.overwrite:
-        raise UsageError(f"-o {output}: already exists; pass --overwrite to replace it")
+        raise UsageError(f"{setting('output')} {output}: already exists; pass {setting('overwrite')} to replace it")
     state = state_path(output)
     resuming_here = options.resume is not None and options.resume.resolve() == state.resolve()
     if state.exists() and not resuming_here and not options.overwrite:
         raise UsageError(
-            f"{state}: a state file of an earlier run is there; resume it with --resume {state}, or pass --overwrite"
+            f"{state}: a state file of an earlier run is there; resume it with {setting('resume')} {state}, or pass {setting('overwrite')}"
         )
 
 
@@ -257,7 +261,7 @@ def training_device(name: str) -> torch.device:
     try:
         return resolve_device(name)
     except (ValueError, RuntimeError) as error:  # RuntimeError: torch cannot parse the name
-        raise UsageError(f"--device {name}: {one_line(error)}") from None
+        raise UsageError(f"{setting('device')} {name}: {one_line(error)}") from None
 
 
 def training_dtype(precision: str, device: torch.device, allow_slow: bool) -> torch.dtype:
@@ -284,7 +288,7 @@ def _read_resumed_state(options: TrainingOptions) -> dict[str, Any] | None:
 def _starting_model(options: TrainingOptions, examples: list[Example], denoiser: bool) -> torch.nn.Module:
     """The weights to fine-tune, or a new network initialised from the run's seed."""
     if options.start is not None:
-        return load_model(options.start)
+        return load_model(options.start, progress=options.download_progress)
     channels = 3 if any(example.channels == 3 for example in examples) else 1
     torch.manual_seed(options.seed)
     return new_model(options.size or "base", channels, denoiser)
@@ -300,6 +304,6 @@ def _validation_split(
         return examples, validation
     training, held = split(examples, options.val_share, options.seed)
     if not training:
-        raise DataError("no images left for training after holding out the validation share; lower --val-share")
+        raise DataError(f"no images left for training after holding out the validation share; lower {setting('val_share')}")
     return training, held
 

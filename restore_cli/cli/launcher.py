@@ -21,6 +21,6 @@ def main() -> None:
             os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
         except OSError:
             pass  # run here, with ordinary pages
-    from restore_cli.cli import entry_point
+    from restore_cli.cli.app import entry_point
 
     entry_point()

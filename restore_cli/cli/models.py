@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, NoReturn, Optional
 
 import typer
 
 from restore_cli.batch import jsonl
-from restore_cli.model import manifest, zoo
-from restore_cli.cli_help import ManPageCommand
+from restore_cli.cli.console import EXIT_FAILED, EXIT_USAGE, fail
+from restore_cli.cli.help import ManPageCommand
+from restore_cli.cli.progress import RichDownloadBar
 from restore_cli.errors import ZooError, ZooUsageError
+from restore_cli.model import manifest, zoo
 
 models_app = typer.Typer(help="Manage the pretrained Restormer checkpoints.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -22,10 +24,9 @@ LICENCE_NOTICE = (
 )
 
 
-def _fail(err: ZooError) -> typer.Exit:
+def _fail(err: ZooError) -> NoReturn:
     """One line on stderr; an unknown model name is a usage error (2), the rest exit 1."""
-    typer.echo(f"error: {err}", err=True)
-    return typer.Exit(2 if isinstance(err, ZooUsageError) else 1)
+    fail(str(err), EXIT_USAGE if isinstance(err, ZooUsageError) else EXIT_FAILED)
 
 
 def _describe(entry: manifest.ModelEntry) -> dict[str, Any]:
@@ -93,21 +94,20 @@ def download(
 ) -> None:
     """Download and verify checkpoints into the cache (keeps going if one fails)."""
     if bool(names) == every:
-        typer.echo("error: give model names or --all (not both)", err=True)
-        raise typer.Exit(2)
+        fail("give model names or --all (not both)", EXIT_USAGE)
     failed = False
     for name in manifest.model_names() if every else names or []:
         try:
-            path = zoo.resolve(name, offline=False, progress=not quiet)
+            path = zoo.resolve(name, offline=False, progress=RichDownloadBar if not quiet else False)
         except ZooUsageError as err:
-            raise _fail(err) from None
+            _fail(err)
         except ZooError as err:
             typer.echo(f"error: {err}", err=True)
             failed = True
             continue
         typer.echo(f"{name}: {path}", err=True)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @models_app.command("path", cls=ManPageCommand)
@@ -117,9 +117,9 @@ def show_path(
 ) -> None:
     """Print the local path of a verified checkpoint, fetching it first if needed."""
     try:
-        typer.echo(zoo.resolve(name, offline=offline or None))
+        typer.echo(zoo.resolve(name, offline=offline or None, progress=RichDownloadBar))
     except ZooError as err:
-        raise _fail(err) from None
+        _fail(err)
 
 
 @models_app.command("verify", cls=ManPageCommand)
@@ -131,9 +131,9 @@ def verify_models(names: Optional[List[str]] = typer.Argument(None, metavar="[NA
             typer.echo(f"{outcome.name}: {outcome.state} — {outcome.message}")
             bad = bad or outcome.state == "mismatch"
     except ZooError as err:
-        raise _fail(err) from None
+        _fail(err)
     if bad:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @models_app.command("import", cls=ManPageCommand)
@@ -147,5 +147,5 @@ def import_(
     try:
         model, target = zoo.import_file(file, name=name, sha256=sha256)
     except ZooError as err:
-        raise _fail(err) from None
+        _fail(err)
     typer.echo(f"{model}: installed {target}; it matches {zoo.hash_origin(model)}", err=True)

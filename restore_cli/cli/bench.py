@@ -13,6 +13,7 @@ from rich.table import Table
 
 from restore_cli import bench
 from restore_cli.batch import jsonl
+from restore_cli.cli.console import EXIT_USAGE, fail
 
 EPILOG = (
     "Examples:\n\n\b\n"
@@ -43,8 +44,7 @@ def bench_command(
         e2e_size = bench.parse_size(end_to_end) if end_to_end else None
         resolve_precision(precision, resolve_device(device), allow_slow_precision)  # type: ignore[arg-type]
     except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2)
+        fail(str(error), EXIT_USAGE)
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # read by every worker's torch at start-up
     console = Console(stderr=as_json)

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
+from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, fail
+from restore_cli.cli.progress import RichDownloadBar
 from restore_cli.errors import CheckpointError, DataError, StateError, UsageError, ZooError
 
 if TYPE_CHECKING:
@@ -29,9 +31,6 @@ EPILOG = (
     "restore train --pairs noisy/ clean/ --from real_denoising --val-pairs vnoisy/ vclean/ -o ft.pth --iters 20000\n"
     "restore train --pairs noisy/ clean/ --from real_denoising -o ft.pth --iters 20000 --resume ft.state"
 )
-EXIT_USAGE = 2
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 Folders = Optional[Tuple[Path, Path]]
 
@@ -74,28 +73,23 @@ def train_command(
     from restore_cli.training.run import TrainingOptions, run
     from restore_cli.training.state import state_path
 
-    options = TrainingOptions(**chosen)
+    options = TrainingOptions(**chosen, download_progress=RichDownloadBar)
     console = Console(stderr=True, quiet=quiet)
     reporter = ProgressReporter(console, as_json)
     try:
         with reporter.progress:
             result = run(options, reporter)
     except (UsageError, DataError, StateError) as error:  # what was asked for: options, data, state file
-        _fail(str(error), EXIT_USAGE)
+        fail(str(error), EXIT_USAGE)
     except (CheckpointError, ZooError) as error:
-        _fail(str(error), EXIT_FAILED)
+        fail(str(error), EXIT_FAILED)
     except KeyboardInterrupt:
-        _fail(reporter.interrupted(state_path(output)), EXIT_INTERRUPTED)
+        fail(reporter.interrupted(state_path(output)), EXIT_INTERRUPTED)
     if as_json:
         loss = result.last_loss
         _emit({"type": "done", "output": str(result.output), "iterations": result.iterations,
                "seconds": round(result.seconds, 1), "loss": loss})  # fmt: skip
     console.print(f"wrote {result.output} after {result.iterations} iterations ({result.seconds / 60:.1f} min)")
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _emit(row: dict) -> None:

@@ -7,7 +7,7 @@ naming, --json); the checkpoint replaces a task's zoo default.
 
 from __future__ import annotations
 
-from restore_cli.cli_tasks import Task, checkpoint_command
+from restore_cli.cli.tasks import Task, checkpoint_command
 
 RUN = Task(
     "run",

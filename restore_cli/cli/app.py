@@ -8,13 +8,14 @@ from typing import Optional
 import typer
 
 from restore_cli import __version__
-from restore_cli.cli_bench import EPILOG as BENCH_EPILOG, bench_command
-from restore_cli.cli_eval import eval_command
-from restore_cli.cli_help import ManPageCommand
-from restore_cli.cli_models import models_app
-from restore_cli.cli_run import RUN, run_command
-from restore_cli.cli_tasks import TASKS, deblur, defocus, denoise, derain, epilog
-from restore_cli.cli_train import EPILOG as TRAIN_EPILOG, train_command
+from restore_cli.cli.bench import EPILOG as BENCH_EPILOG, bench_command
+from restore_cli.cli.console import flag_spelling
+from restore_cli.cli.eval import eval_command
+from restore_cli.cli.help import ManPageCommand
+from restore_cli.cli.models import models_app
+from restore_cli.cli.run import RUN, run_command
+from restore_cli.cli.tasks import TASKS, deblur, defocus, denoise, derain, epilog
+from restore_cli.cli.train import EPILOG as TRAIN_EPILOG, train_command
 
 app = typer.Typer(
     name="restore",
@@ -42,11 +43,13 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main(
+    context: typer.Context,
     version: Optional[bool] = typer.Option(
         None, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
     """Clean photographs with Restormer: denoise, derain, deblur, defocus."""
+    context.with_resource(flag_spelling(context.command))  # for the whole of the command's run
 
 
 def entry_point() -> None:

@@ -8,7 +8,7 @@
   restore eval --task deblur --input BLURRY --target SHARP [--tlc]
                                                      restore, score on RGB (GoPro, HIDE)
 
-Thin: checks the command line, calls restore_cli.evaluation, prints the report. A bad file
+Thin: checks the command line, calls restore_cli.quality.evaluation, prints the report. A bad file
 costs one row and one line on stderr, and the exit code becomes 1.
 """
 
@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from restore_cli.batch import jsonl
+from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, fail
+from restore_cli.cli.progress import RichDownloadBar
 from restore_cli.errors import CheckpointError, MemoryBudgetError, UsageError, ZooError, one_line
 from restore_cli.quality.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate
 
@@ -113,11 +115,12 @@ def engine_options(
 ) -> dict[str, Any]:
     """Check the engine options before any checkpoint is loaded (or downloaded), exactly as
     the task commands do."""
-    from restore_cli.batch.models import EngineSettings, parse_tile, parse_tlc
+    from restore_cli.batch.models import EngineSettings
+    from restore_cli.cli.engine_options import check_engine_settings, parse_tile, parse_tlc
 
     settings = EngineSettings(device, precision, parse_tile(tile), overlap, max_memory, tlc_window=parse_tlc(tlc, tlc_window),
                               allow_slow_precision=allow_slow_precision)
-    settings.check()
+    check_engine_settings(settings)
     return {
         "device": settings.device,
         "precision": settings.precision,
@@ -190,7 +193,7 @@ def eval_command(
         else:
             _refuse(f"--task {task.value}", {"PRED/GT": paths or None})
             _check_model(model, weights)
-            chosen = {"model": model, "weights": weights}
+            chosen = {"model": model, "weights": weights, "download_progress": RichDownloadBar}
             chosen["engine"] = engine_options(device, precision, tile, overlap, max_memory, tlc, tlc_window, allow_slow_precision)
             if task is Task.denoise:
                 _refuse("--task denoise", {"--input": rainy, "--target": target})
@@ -199,25 +202,21 @@ def eval_command(
                 _refuse(f"--task {task.value}", {"--sigma": sigma, "--dataset": dataset})
                 request = paired_task_request(task, rainy, target, scoring, **chosen)
     except UsageError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(error), EXIT_USAGE)
     outcomes, summary = _evaluate_or_exit(request, as_json)
     raise typer.Exit(report(outcomes, summary, request.scoring, as_json, verbose))
 
 
 def _evaluate_or_exit(request: Request, as_json: bool) -> tuple[list[Outcome], Summary]:
     """Failures that stop the whole run end in one line: nothing to score (exit 2), no usable model (exit 1)."""
-
     try:
         return evaluate(request)
     except KeyboardInterrupt:  # the scores so far are not kept: the summary only says how it ended
         typer.echo("interrupted; nothing was written", err=True)
         if as_json:
-            typer.echo(jsonl.summary("eval", "interrupted", 130))
-        raise typer.Exit(130) from None
+            typer.echo(jsonl.summary("eval", "interrupted", EXIT_INTERRUPTED))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except UsageError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(error), EXIT_USAGE)
     except (CheckpointError, ZooError, MemoryBudgetError, ValueError, OSError) as error:
-        typer.echo(f"error: {one_line(error)}", err=True)
-        raise typer.Exit(1) from None
+        fail(one_line(error), EXIT_FAILED)

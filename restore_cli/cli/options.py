@@ -1,0 +1,100 @@
+"""The options every task command shares, defined once.
+
+The task commands (and ``restore run``) take the same options, so their signatures are built
+from one list of parameters (``COMMON``) instead of being written out five times; each command
+only adds its own extras (``--sigma`` for denoise, ``--dual-pixel`` for defocus).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Literal, Optional
+
+import typer
+
+from restore_cli.io.decode import MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Every option a task command accepts, as parsed by Typer."""
+
+    inputs: Optional[List[str]]
+    output: Optional[str]
+    weights: Optional[Path]
+    tile: str
+    overlap: int
+    max_memory: Optional[str]
+    device: str
+    precision: str
+    allow_slow_precision: bool
+    recursive: bool
+    overwrite: bool
+    skip_existing: bool
+    suffix: Optional[str]
+    files_from: Optional[str]
+    null: bool
+    format: Optional[str]
+    quality: int
+    max_pixels: Optional[int]
+    as_json: bool
+    quiet: bool
+    offline: bool
+    debug: bool
+    tlc: bool = False
+    tlc_window: Optional[int] = None
+    engine: Literal["local", "ray"] = "local"
+    ray_address: Optional[str] = None
+    workers: Optional[int] = None
+    cpus_per_worker: Optional[float] = None
+    gpus_per_worker: Optional[float] = None
+    model: Optional[str] = None
+    sigma: Optional[int] = None
+    dual_pixel: bool = False
+
+
+def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+
+COMMON = [
+    _param("inputs", Optional[List[str]], typer.Argument(None, metavar="INPUT...", help="Image files, folders, glob patterns, or - for stdin.", show_default=False)),
+    _param("output", Optional[str], typer.Option(None, "-o", "--output", metavar="OUT", help="Output file, folder, or - for stdout. Default: next to each input as <stem>_<task>.<ext>.")),
+    _param("model", Optional[str], typer.Option(None, "--model", metavar="NAME", help="Zoo model name instead of the task's default (see `restore models list`).")),
+    _param("weights", Optional[Path], typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file (.pth/.safetensors) instead of a zoo model.")),
+    _param("tile", str, typer.Option("auto", "--tile", metavar="auto|0|N", help="Tile side in pixels, auto (fit --max-memory) or 0 (whole image).")),
+    _param("overlap", int, typer.Option(32, "--overlap", min=0, metavar="N", help="Overlap between tiles, in pixels.")),
+    _param("max_memory", Optional[str], typer.Option(None, "--max-memory", metavar="SIZE", help="Memory budget such as 2GB (default: a safe share of free memory).")),
+    _param("device", str, typer.Option("auto", "--device", metavar="auto|cpu|cuda[:N]", help="Where to compute (mps on Apple silicon).")),
+    _param("precision", str, typer.Option("auto", "--precision", metavar="auto|fp32|bf16|fp16", help="auto (fp32), fp32, bf16 (CPUs with native bf16, Ampere+ GPUs), or fp16 (CUDA only).")),
+    _param("allow_slow_precision", bool, typer.Option(False, "--allow-slow-precision", help="Run --precision bf16/fp16 even where this hardware emulates it (many times slower than fp32).")),
+    _param("tlc", bool, typer.Option(False, "--tlc", help="Test-time local statistics (TLC, Chu et al. 2022): attention over windows of about the training size instead of the whole image. Off by default.")),
+    _param("tlc_window", Optional[int], typer.Option(None, "--tlc-window", metavar="N", help="TLC's window side in pixels (default 384); implies --tlc.")),
+    _param("recursive", bool, typer.Option(False, "--recursive", "-r", help="Include subfolders, mirroring the tree under -o.")),
+    _param("overwrite", bool, typer.Option(False, "--overwrite", help="Replace outputs that already exist (never an input).")),
+    _param("skip_existing", bool, typer.Option(False, "--skip-existing", help="Keep outputs that already exist: resume a big batch.")),
+    _param("suffix", Optional[str], typer.Option(None, "--suffix", metavar="TEXT", help="Text added to each output's name (default: _<task> next to the input, none in an -o folder).")),
+    _param("files_from", Optional[str], typer.Option(None, "--files-from", metavar="FILE", help="Also restore the files named in FILE (- for stdin), one per line, in one process: find ... | restore denoise --files-from - -o out/.")),
+    _param("null", bool, typer.Option(False, "-0", "--null", help="--files-from names are NUL-separated (find -print0): names may contain newlines.")),
+    _param("format", Optional[Literal["png", "jpg", "tif", "webp", "bmp"]], typer.Option(None, "--format", metavar="png|jpg|tif|webp|bmp", help="Output format (default: the input's; PNG for stdout).")),
+    _param("quality", int, typer.Option(95, "--quality", min=1, max=100, metavar="1-100", help="JPEG/WebP quality.")),
+    _param("max_pixels", Optional[int], typer.Option(None, "--max-pixels", min=1, metavar="N", help=f"Refuse images larger than N pixels (width x height) before decoding them; raise it for trusted huge files. Default: {MAX_PIXELS:,}.")),
+    _param("as_json", bool, typer.Option(False, "--json", help="One JSON line per image and a summary on stdout (see README, JSON output).")),
+    _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress, per-image lines or summary on stderr (errors are still shown).")),
+    _param("offline", bool, typer.Option(False, "--offline", help="Use only models already in the cache.")),
+    _param("debug", bool, typer.Option(False, "--debug", help="restore's own debug log, and tracebacks for unexpected errors.")),
+    _param("engine", Literal["local", "ray"], typer.Option("local", "--engine", metavar="local|ray", help="local: this process; ray: a Ray cluster (pip install \"restore-cli[ray]\"; paths must be visible to every node).")),
+    _param("ray_address", Optional[str], typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join: auto (the one this node is in) or HOST:PORT. Default: $RAY_ADDRESS, else a local Ray on this machine.")),
+    _param("workers", Optional[int], typer.Option(None, "--workers", min=1, metavar="N", help="Ray workers, each with its own model (default: as many as the cluster's CPUs/GPUs allow).")),
+    _param("cpus_per_worker", Optional[float], typer.Option(None, "--cpus-per-worker", metavar="N", help="CPUs each Ray worker reserves (and its torch threads). Default: 1.")),
+    _param("gpus_per_worker", Optional[float], typer.Option(None, "--gpus-per-worker", metavar="N", help="GPUs each Ray worker reserves; fractions share a GPU (0.5: two models per GPU). Default: 0.")),
+]
+SIGMA = _param("sigma", Optional[int], typer.Option(None, "--sigma", metavar="15|25|50", help="Noise level 15, 25 or 50: use the non-blind Gaussian denoiser."))
+DUAL_PIXEL = _param("dual_pixel", bool, typer.Option(False, "--dual-pixel", help="INPUTs are LEFT RIGHT views of a dual-pixel capture."))
+
+
+WEIGHTS_REQUIRED = _param("weights", Path, typer.Option(..., "--weights", metavar="CKPT", help="Restormer checkpoint (.pth or .safetensors); its configuration is read from the file."))
+
+
