@@ -10,7 +10,7 @@ formulation literally, as the official code does. On a channels-last input it co
 same function in the form a CPU runs fastest: each pixel's channels are
 contiguous, so 1x1 convs become one matrix product over pixels, LayerNorm is the fused
 kernel over the last dimension, and attention needs no transposing copies. The two agree
-to float rounding (tests/test_fast_paths.py).
+to float rounding (tests/model/test_fast_paths.py).
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@
   validation.py  PSNR / SSIM of whole images through the engine, as `restore eval` scores
   state.py       the checkpoint (official layout) and the resumable state, written atomically
   run.py         train(...): options checked, data loaded, the loop, the files written
+
+It reads images through ``restore_cli.io``, builds and loads networks through
+``restore_cli.model``, validates through ``restore_cli.engine`` and ``restore_cli.quality``,
+and is imported only by the CLI and the top-level API.
 """
 
 from restore_cli.training.run import TrainingOptions, TrainingResult, train

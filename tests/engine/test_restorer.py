@@ -19,7 +19,7 @@ from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import MemoryBudgetError
 from tests.hardware_marks import needs_native_bf16
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
 
 

@@ -16,9 +16,9 @@ import pytest
 
 from restore_cli.model import zoo as model_zoo
 from tests.cli_assertions import assert_one_line_error
-from tests.test_cli_tasks import RGB_WITHBIAS, Photos, _invoke, _use_zoo, one_thread, photos, zoo, zoo_cache  # noqa: F401
+from tests.cli.test_tasks import RGB_WITHBIAS, Photos, _invoke, _use_zoo, one_thread, photos, zoo, zoo_cache  # noqa: F401
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def _files_below(folder: Path) -> dict[str, bytes]:

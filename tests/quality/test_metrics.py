@@ -22,7 +22,7 @@ from restore_cli.errors import MetricError
 skimage_color = pytest.importorskip("skimage.color")
 skimage_metrics = pytest.importorskip("skimage.metrics")
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 RAIN = DATA / "rain100L"
 RAIN_PAIRS = sorted(path.name for path in (RAIN / "input").glob("*.png"))
 SET12 = DATA / "set12"

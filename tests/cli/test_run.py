@@ -17,7 +17,7 @@ from restore_cli.cli.app import app
 from restore_cli.engine.restorer import Restorer
 from tests.cli_assertions import assert_one_line_error
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 WEIGHTS = DATA / "golden" / "tiny_rgb_withbias.pth"
 runner = CliRunner()
 

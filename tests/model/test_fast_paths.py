@@ -27,7 +27,7 @@ from tests.hardware_marks import needs_native_bf16
 
 GOLDEN_TOLERANCE = 1e-5
 BF16_MIN_PSNR = 40.0
-PHOTO = Path(__file__).parent / "data" / "photos" / "3096.png"
+PHOTO = Path(__file__).parents[1] / "data" / "photos" / "3096.png"
 
 VARIANTS = {
     "withbias": RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1),

@@ -23,7 +23,7 @@ from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import SlowPrecisionError
 from tests.cli_assertions import assert_one_line_error
 
-WEIGHTS = Path(__file__).parent / "data" / "golden" / "tiny_rgb_withbias.pth"
+WEIGHTS = Path(__file__).parents[1] / "data" / "golden" / "tiny_rgb_withbias.pth"
 CPU = torch.device("cpu")
 
 

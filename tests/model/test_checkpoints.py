@@ -19,7 +19,7 @@ from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import CheckpointError
 from tests.golden import config_from_official, golden_cases, official_variants
 
-PNG = Path(__file__).parent / "data" / "photos" / "3096.png"
+PNG = Path(__file__).parents[1] / "data" / "photos" / "3096.png"
 TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
 
 

@@ -18,7 +18,7 @@ from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage, to_tensor, with_pixels
 from restore_cli.errors import ImageError
 
-DATA = Path(__file__).parent / "data" / "images"
+DATA = Path(__file__).parents[1] / "data" / "images"
 PIXEL2XL_16BIT = DATA / "pixel2xl_16bit_rgb.png"
 PORTRAIT_8 = DATA / "portrait_8.jpg"
 LANDSCAPE = DATA / "Landscape_9.jpg"

@@ -41,7 +41,7 @@ def _files_under(folder: Path) -> list[Path]:
 def test_manifest_lists_the_13_official_models_with_their_variants() -> None:
     entries = manifest.load_manifest()
     assert set(entries) == OFFICIAL
-    variants = json.loads((Path(__file__).parent / "data" / "checkpoint_keys.json").read_text())
+    variants = json.loads((Path(__file__).parents[1] / "data" / "checkpoint_keys.json").read_text())
     for variant, spec in variants.items():
         for task in spec["tasks"]:
             assert entries[task].variant == variant, task

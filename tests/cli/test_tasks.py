@@ -35,8 +35,8 @@ from restore_cli.io.image import DecodedImage, to_tensor, with_pixels
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.cli_assertions import assert_one_line_error
 
-DATA = Path(__file__).parent / "data"
-ROOT = Path(__file__).parent.parent
+DATA = Path(__file__).parents[1] / "data"
+ROOT = Path(__file__).parents[2]
 RGB_WITHBIAS = DATA / "golden" / "tiny_rgb_withbias.pth"
 RGB_BIASFREE = DATA / "golden" / "tiny_rgb_biasfree_bias.pth"
 GRAY = DATA / "golden" / "tiny_gray_biasfree.pth"

@@ -22,7 +22,7 @@ from restore_cli.errors import ImageError
 from restore_cli.io.decode import read_image
 
 PACKAGE = Path(restore_cli.__file__).parent
-WEIGHTS = Path(__file__).parent / "data" / "golden" / "tiny_rgb_withbias.pth"
+WEIGHTS = Path(__file__).parents[1] / "data" / "golden" / "tiny_rgb_withbias.pth"
 SETTING = re.compile(r"""\bsetting\(\s*["'](\w+)["']\s*\)""")
 
 

@@ -27,7 +27,7 @@ from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage, with_pixels
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 LANDSCAPE = DATA / "images" / "Landscape_9.jpg"  # Lightroom export
 PORTRAIT_8 = DATA / "images" / "portrait_8.jpg"
 PHOTOSHOP_TIFF = DATA / "metadata" / "photoshop.tif"

@@ -16,7 +16,7 @@ from restore_cli.cli.app import app
 from restore_cli.batch.planning import read_name_list
 from tests.cli_assertions import assert_one_line_error
 
-WEIGHTS = Path(__file__).parent / "data" / "golden" / "tiny_rgb_withbias.pth"
+WEIGHTS = Path(__file__).parents[1] / "data" / "golden" / "tiny_rgb_withbias.pth"
 ODD_NAMES = ["a b.png", "ünï cödé.png", "-dash.png", "--help.png", "new\nline.png", "tab\there.png", "-"]
 """Spaces, unicode, leading dashes (which must not be read as options), a newline, a tab,
 and a file called "-" (which must not be read as stdin)."""

@@ -25,9 +25,9 @@ from restore_cli.model import manifest
 from restore_cli.model.zoo import load_model
 from restore_cli.quality import evaluation, metrics
 from restore_cli.cli.app import app
-from tests.test_metrics import reference_scores, reference_y
+from tests.quality.test_metrics import reference_scores, reference_y
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 RAIN = DATA / "rain100L"
 SET12 = DATA / "set12"
 GRAY_WEIGHTS = DATA / "golden" / "tiny_gray_biasfree.pth"

@@ -35,7 +35,7 @@ from restore_cli.training.state import read_state
 from tests.cli_assertions import assert_one_line_error
 from tests.golden import GOLDEN_DIR, config_from_official, official_variants
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 PHOTO = DATA / "photos" / "3096.png"
 RAIN = DATA / "rain100L"
 DEMO = DATA / "tiny_sigma25.pth"
