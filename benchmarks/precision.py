@@ -26,7 +26,7 @@ from restore_cli.engine import Restorer, resolve_device
 from restore_cli.metrics import gaussian_noise_input, psnr
 from restore_cli.restormer import Restormer, RestormerConfig
 
-PHOTO = Path(__file__).parent.parent / "tests" / "data" / "photos" / "3096.png"
+PHOTO = Path(__file__).parent.parent / "restore_cli" / "assets" / "3096.png"
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from PIL import Image
 from restore_cli.engine import Restorer, parse_memory_size
 from restore_cli.restormer import Restormer, RestormerConfig
 
-PHOTO = Path(__file__).parent.parent / "tests" / "data" / "photos" / "3096.png"
+PHOTO = Path(__file__).parent.parent / "restore_cli" / "assets" / "3096.png"
 
 
 class EnoughTiles(Exception):

@@ -16,6 +16,7 @@ from restore_cli.model.zoo import load_model
 from restore_cli.cli.app import app
 from restore_cli.engine.restorer import Restorer
 from tests.cli_assertions import assert_one_line_error
+from tests.photos import CBSD68_3096
 
 DATA = Path(__file__).parents[1] / "data"
 WEIGHTS = DATA / "golden" / "tiny_rgb_withbias.pth"
@@ -26,7 +27,7 @@ runner = CliRunner()
 def photo(tmp_path: Path) -> Path:
     """A small real photo (a crop of BSD68 3096) to keep the run fast."""
     path = tmp_path / "photo.png"
-    Image.open(DATA / "photos" / "3096.png").crop((120, 80, 280, 200)).save(path)
+    Image.open(CBSD68_3096).crop((120, 80, 280, 200)).save(path)
     return path
 
 
@@ -86,7 +87,7 @@ def test_an_impossible_budget_is_a_usage_error_and_writes_nothing(photo, tmp_pat
 
 def test_model_and_image_channels_must_agree(tmp_path):
     colour = tmp_path / "colour.png"
-    shutil.copy(DATA / "photos" / "3096.png", colour)
+    shutil.copy(CBSD68_3096, colour)
     gray_weights = DATA / "golden" / "tiny_gray_biasfree.pth"
 
     result = run(str(colour), "-o", str(tmp_path / "out.png"), "--weights", str(gray_weights))

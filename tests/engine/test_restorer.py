@@ -18,6 +18,7 @@ from restore_cli.quality.metrics import psnr
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import MemoryBudgetError
 from tests.hardware_marks import needs_native_bf16
+from tests.photos import CBSD68_3096
 
 DATA = Path(__file__).parents[1] / "data"
 TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
@@ -37,7 +38,7 @@ def golden_model() -> Restormer:
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     """A 160 x 240 crop of a real photo (BSD68 3096), HWC float32 in [0, 1]."""
-    pixels = np.asarray(Image.open(DATA / "photos" / "3096.png").convert("RGB"), dtype=np.float32) / 255
+    pixels = np.asarray(Image.open(CBSD68_3096).convert("RGB"), dtype=np.float32) / 255
     return pixels[80:240, 120:360]
 
 

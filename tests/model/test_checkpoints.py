@@ -18,8 +18,9 @@ from restore_cli.model.zoo import load_model
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import CheckpointError
 from tests.golden import config_from_official, golden_cases, official_variants
+from tests.photos import CBSD68_3096
 
-PNG = Path(__file__).parents[1] / "data" / "photos" / "3096.png"
+PNG = CBSD68_3096
 TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
 
 

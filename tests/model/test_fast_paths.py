@@ -24,10 +24,11 @@ from restore_cli.quality.metrics import psnr
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.golden import config_from_official, golden_cases
 from tests.hardware_marks import needs_native_bf16
+from tests.photos import CBSD68_3096
 
 GOLDEN_TOLERANCE = 1e-5
 BF16_MIN_PSNR = 40.0
-PHOTO = Path(__file__).parents[1] / "data" / "photos" / "3096.png"
+PHOTO = CBSD68_3096
 
 VARIANTS = {
     "withbias": RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1),

@@ -24,10 +24,11 @@ from restore_cli.quality.metrics import psnr
 from restore_cli.model.restormer import MDTA, Restormer, RestormerConfig
 from restore_cli.model.tlc import window_starts
 from tests.model.test_fast_paths import one_thread  # noqa: F401  (autouse: tiny models run on one thread)
+from tests.photos import CBSD68_3096
 
 TOLERANCE = 1e-5
 BF16_MIN_PSNR = 40.0
-PHOTO = Path(__file__).parents[1] / "data" / "photos" / "3096.png"
+PHOTO = CBSD68_3096
 TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
 MANY_HEADS = RestormerConfig(dim=16, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(2, 4, 8, 16))
 

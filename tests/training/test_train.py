@@ -34,9 +34,10 @@ from restore_cli.training.sizes import SIZES, new_model
 from restore_cli.training.state import read_state
 from tests.cli_assertions import assert_one_line_error
 from tests.golden import GOLDEN_DIR, config_from_official, official_variants
+from tests.photos import CBSD68_3096
 
 DATA = Path(__file__).parents[1] / "data"
-PHOTO = DATA / "photos" / "3096.png"
+PHOTO = CBSD68_3096
 RAIN = DATA / "rain100L"
 DEMO = DATA / "tiny_sigma25.pth"
 TINY = {"size": "tiny", "patch": 16, "batch": 2, "lr": 1e-3, "val_every": 0, "save_every": 0}
