@@ -22,7 +22,6 @@ import huggingface_hub.constants  # noqa: F401  (imported first, on purpose: see
 import pytest
 import torch
 
-
 from restore_cli.model import manifest
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.hub_server import FakeHub

@@ -118,7 +118,8 @@ def _serve(hub: FakeHub, route: Route) -> ThreadingHTTPServer:
 
 def resolve_in_child(entries: dict, name: str) -> str:
     """Run ``zoo.resolve`` in a spawned process against a test zoo (for lock tests)."""
-    from restore_cli.model import manifest, zoo as model_zoo
+    from restore_cli.model import manifest
+    from restore_cli.model import zoo as model_zoo
 
     manifest.load_manifest = lambda: entries
     return str(model_zoo.resolve(name, progress=False))

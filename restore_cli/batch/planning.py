@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from restore_cli.io.image import is_image_name, output_format
 from restore_cli.errors import ImageError, UsageError, setting
+from restore_cli.io.image import is_image_name, output_format
 
 STDIO = "-"
 """As an input: read the image from stdin; as an output: write its bytes to stdout."""

@@ -32,10 +32,10 @@ from ray.exceptions import RayActorError, RayError
 
 from restore_cli.batch.models import EngineSettings, Model, ModelChoice, ModelSpec
 from restore_cli.batch.pipeline import Pipeline, Result, describe_error, settled
-from restore_cli.batch.reporting import Reporter
-from restore_cli.io.files import leftover_temp_files
 from restore_cli.batch.planning import Job
+from restore_cli.batch.reporting import Reporter
 from restore_cli.errors import WorkerError, current_spelling, install_spelling, setting
+from restore_cli.io.files import leftover_temp_files
 
 MAX_DEATHS = 3
 """An image whose worker died this many times while holding it is reported failed instead of

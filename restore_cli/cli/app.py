@@ -8,14 +8,16 @@ from typing import Optional
 import typer
 
 from restore_cli import __version__
-from restore_cli.cli.bench import EPILOG as BENCH_EPILOG, bench_command
+from restore_cli.cli.bench import EPILOG as BENCH_EPILOG
+from restore_cli.cli.bench import bench_command
 from restore_cli.cli.console import flag_spelling
 from restore_cli.cli.eval import eval_command
 from restore_cli.cli.help import ManPageCommand
 from restore_cli.cli.models import models_app
 from restore_cli.cli.run import RUN, run_command
 from restore_cli.cli.tasks import TASKS, deblur, defocus, denoise, derain, epilog
-from restore_cli.cli.train import EPILOG as TRAIN_EPILOG, train_command
+from restore_cli.cli.train import EPILOG as TRAIN_EPILOG
+from restore_cli.cli.train import train_command
 
 app = typer.Typer(
     name="restore",

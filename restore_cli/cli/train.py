@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
+
 from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, fail
 from restore_cli.cli.progress import RichDownloadBar
 from restore_cli.errors import CheckpointError, DataError, StateError, UsageError, ZooError

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import CheckpointError
+from restore_cli.model.restormer import Restormer, RestormerConfig
 
 StateDict = dict[str, torch.Tensor]
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-
 from restore_cli.errors import CheckpointError, ZooError, ZooUsageError, setting
 from restore_cli.model import cache, manifest
 from restore_cli.model.download import Progress, download, stream

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from restore_cli.errors import MetricError
 
 Y_COEFFICIENTS = np.array([65.481, 128.553, 24.966])

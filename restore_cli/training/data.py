@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restore_cli.quality import metrics
+from restore_cli.errors import DataError, ImageError, setting
 from restore_cli.io.decode import read_image
 from restore_cli.io.image import to_integer_levels
 from restore_cli.io.pairing import list_images, pair_folders
-from restore_cli.errors import DataError, ImageError, setting
+from restore_cli.quality import metrics
 
 DIHEDRAL = 8
 """Flips times 90-degree rotations: the eight ways to lay a square crop down."""

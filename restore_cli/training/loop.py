@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restore_cli.quality import metrics
 from restore_cli.engine.device import autocast_context
+from restore_cli.quality import metrics
 from restore_cli.training.schedule import WarmupCosine
 
 BETAS = (0.9, 0.999)

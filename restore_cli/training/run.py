@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from restore_cli.quality import metrics
-from restore_cli.model.checkpoints import infer_config
-from restore_cli.model.zoo import load_model
 from restore_cli.engine.device import resolve_device, resolve_precision
 from restore_cli.errors import DataError, UsageError, one_line, setting
+from restore_cli.model.checkpoints import infer_config
 from restore_cli.model.restormer import Restormer
+from restore_cli.model.zoo import load_model
+from restore_cli.quality import metrics
 from restore_cli.training.data import (
     Example,
     Sampler,

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from restore_cli.quality import metrics
 from restore_cli.engine.restorer import Restorer
+from restore_cli.quality import metrics
 from restore_cli.training.data import ValidationImage
 
 

@@ -18,11 +18,11 @@ import torch
 from restore_cli.batch import executor, local, reporting
 from restore_cli.batch.models import Model, ModelChoice, Models
 from restore_cli.batch.pipeline import Pipeline
-from restore_cli.batch.planning import Job, Naming, STDIO, plan_jobs
+from restore_cli.batch.planning import STDIO, Job, Naming, plan_jobs
+from restore_cli.errors import InputError, UsageError
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage
-from restore_cli.errors import InputError, UsageError
 
 
 def _image(channels: int = 3, height: int = 8, width: int = 16, seed: int = 0) -> DecodedImage:

@@ -25,9 +25,9 @@ import pytest
 import restore_cli
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
-from tests.cli_assertions import assert_one_line_error
-from tests.cli.test_tasks import RGB_WITHBIAS, Photos, _invoke, _json_lines, _subprocess, one_thread, photos  # noqa: F401
 from tests.cli.test_hardening_cli import _digests, _photo
+from tests.cli.test_tasks import RGB_WITHBIAS, Photos, _invoke, _json_lines, _subprocess, one_thread, photos  # noqa: F401
+from tests.cli_assertions import assert_one_line_error
 
 TIMEOUT = 180
 

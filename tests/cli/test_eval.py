@@ -21,10 +21,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from restore_cli.cli import eval as cli_eval
+from restore_cli.cli.app import app
 from restore_cli.model import manifest
 from restore_cli.model.zoo import load_model
 from restore_cli.quality import evaluation, metrics
-from restore_cli.cli.app import app
 from tests.quality.test_metrics import reference_scores, reference_y
 
 DATA = Path(__file__).parents[1] / "data"

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli.cli.app import app
 from restore_cli.batch.planning import read_name_list
+from restore_cli.cli.app import app
 from tests.cli_assertions import assert_one_line_error
 
 WEIGHTS = Path(__file__).parents[1] / "data" / "golden" / "tiny_rgb_withbias.pth"

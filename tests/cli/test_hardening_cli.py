@@ -19,12 +19,12 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from restore_cli.model.checkpoints import read_state_dict
 from restore_cli.io.decode import read_image
-from tests.cli_assertions import assert_one_line_error
-from tests.model.test_checkpoints import _RunsCodeWhenUnpickled
+from restore_cli.model.checkpoints import read_state_dict
 from tests.cli.test_tasks import RGB_WITHBIAS, _invoke, _json_lines, one_thread  # noqa: F401
+from tests.cli_assertions import assert_one_line_error
 from tests.io.test_hardening_images import CORPUS, DECODED, REFUSED, _frames, _noise
+from tests.model.test_checkpoints import _RunsCodeWhenUnpickled
 
 EXTENSION_OF_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif"}
 

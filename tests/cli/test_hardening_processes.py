@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from restore_cli.io.decode import read_image
-from tests.cli.test_tasks import RGB_WITHBIAS, _json_lines, _subprocess, one_thread  # noqa: F401
 from tests.cli.test_hardening_cli import _digests, _photo, _restore
+from tests.cli.test_tasks import RGB_WITHBIAS, _json_lines, _subprocess, one_thread  # noqa: F401
 
 TIMEOUT = 120
 

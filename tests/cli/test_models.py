@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-
-from restore_cli.model import cache, manifest, zoo as model_zoo
 from restore_cli.cli.models import models_app
-from tests.conftest import PINNED, RELEASE_ONLY, UNPINNED, Zoo
+from restore_cli.model import cache, manifest
+from restore_cli.model import zoo as model_zoo
 from tests.cli_assertions import assert_one_line_error
+from tests.conftest import PINNED, RELEASE_ONLY, UNPINNED, Zoo
 
 runner = CliRunner()
 

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-
 from restore_cli.model import zoo as model_zoo
-from tests.cli_assertions import assert_one_line_error
 from tests.cli.test_tasks import RGB_WITHBIAS, Photos, _invoke, _use_zoo, one_thread, photos, zoo, zoo_cache  # noqa: F401
+from tests.cli_assertions import assert_one_line_error
 
 DATA = Path(__file__).parents[1] / "data"
 

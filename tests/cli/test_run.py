@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli.model.zoo import load_model
 from restore_cli.cli.app import app
 from restore_cli.engine.restorer import Restorer
+from restore_cli.model.zoo import load_model
 from tests.cli_assertions import assert_one_line_error
 from tests.photos import CBSD68_3096
 

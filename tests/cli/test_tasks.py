@@ -25,13 +25,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from restore_cli.model import checkpoints
-
-from restore_cli.model import manifest, zoo as model_zoo
 from restore_cli.cli.app import app
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage, to_tensor, with_pixels
+from restore_cli.model import checkpoints, manifest
+from restore_cli.model import zoo as model_zoo
 from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.cli_assertions import assert_one_line_error
 

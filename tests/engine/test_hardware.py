@@ -15,12 +15,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from restore_cli import bench
-from restore_cli.engine import hardware
 from restore_cli.cli.app import app
+from restore_cli.engine import hardware
 from restore_cli.engine.device import resolve_precision
 from restore_cli.engine.restorer import Restorer
-from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import SlowPrecisionError
+from restore_cli.model.restormer import Restormer, RestormerConfig
 from tests.cli_assertions import assert_one_line_error
 
 WEIGHTS = Path(__file__).parents[1] / "data" / "golden" / "tiny_rgb_withbias.pth"

@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from restore_cli.model.zoo import load_model
 from restore_cli.engine.budget import MemoryModel, choose_tile, parse_memory_size
 from restore_cli.engine.restorer import Restorer, pad_to_multiple
-from restore_cli.quality.metrics import psnr
-from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import MemoryBudgetError
+from restore_cli.model.restormer import Restormer, RestormerConfig
+from restore_cli.model.zoo import load_model
+from restore_cli.quality.metrics import psnr
 from tests.hardware_marks import needs_native_bf16
 from tests.photos import CBSD68_3096
 

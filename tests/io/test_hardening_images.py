@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from restore_cli.io.decode import read_image
 from restore_cli.engine.tiling import plan_tiles
 from restore_cli.errors import ImageError
+from restore_cli.io.decode import read_image
 
 
 @dataclass(frozen=True)

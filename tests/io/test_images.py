@@ -12,11 +12,11 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
+from restore_cli.errors import ImageError
 from restore_cli.io import decode, encode
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage, to_tensor, with_pixels
-from restore_cli.errors import ImageError
 
 DATA = Path(__file__).parents[1] / "data" / "images"
 PIXEL2XL_16BIT = DATA / "pixel2xl_16bit_rgb.png"

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from PIL import ExifTags, Image, PngImagePlugin, TiffImagePlugin
 from typer.testing import CliRunner
 
-from restore_cli.io import metadata
 from restore_cli.cli.app import app
+from restore_cli.io import metadata
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage, with_pixels

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from restore_cli.model.checkpoints import build_model, infer_config, read_state_dict
-from restore_cli.model.zoo import load_model
-from restore_cli.model.restormer import Restormer, RestormerConfig
 from restore_cli.errors import CheckpointError
+from restore_cli.model.checkpoints import build_model, infer_config, read_state_dict
+from restore_cli.model.restormer import Restormer, RestormerConfig
+from restore_cli.model.zoo import load_model
 from tests.golden import config_from_official, golden_cases, official_variants
 from tests.photos import CBSD68_3096
 

@@ -20,8 +20,8 @@ from PIL import Image
 
 from restore_cli.engine import allocator
 from restore_cli.engine.restorer import Restorer
-from restore_cli.quality.metrics import psnr
 from restore_cli.model.restormer import Restormer, RestormerConfig
+from restore_cli.quality.metrics import psnr
 from tests.golden import config_from_official, golden_cases
 from tests.hardware_marks import needs_native_bf16
 from tests.photos import CBSD68_3096

@@ -20,9 +20,9 @@ from PIL import Image
 
 from restore_cli.engine.budget import TLC_MEMORY_FACTOR
 from restore_cli.engine.restorer import Restorer
-from restore_cli.quality.metrics import psnr
 from restore_cli.model.restormer import MDTA, Restormer, RestormerConfig
 from restore_cli.model.tlc import window_starts
+from restore_cli.quality.metrics import psnr
 from tests.model.test_fast_paths import one_thread  # noqa: F401  (autouse: tiny models run on one thread)
 from tests.photos import CBSD68_3096
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from restore_cli.errors import UnknownModelError, ZooError
+from restore_cli.model import cache, manifest
+from restore_cli.model import zoo as model_zoo
 from tests.conftest import PINNED, RELEASE_ONLY, UNPINNED, Zoo
 from tests.hub_server import resolve_in_child
-from restore_cli.model import cache, manifest, zoo as model_zoo
-from restore_cli.errors import UnknownModelError, ZooError
 
 OFFICIAL = {
     "motion_deblurring",

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore_cli.quality import metrics
-from restore_cli.io.decode import read_image
 from restore_cli.errors import MetricError
+from restore_cli.io.decode import read_image
+from restore_cli.quality import metrics
 
 skimage_color = pytest.importorskip("skimage.color")
 skimage_metrics = pytest.importorskip("skimage.metrics")

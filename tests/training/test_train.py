@@ -21,12 +21,12 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from restore_cli.quality import metrics
+from restore_cli.cli.app import app
 from restore_cli.io import decode, encode, files, image
 from restore_cli.model.checkpoints import read_state_dict
-from restore_cli.model.zoo import load_model
-from restore_cli.cli.app import app
 from restore_cli.model.restormer import Restormer
+from restore_cli.model.zoo import load_model
+from restore_cli.quality import metrics
 from restore_cli.training import train
 from restore_cli.training.data import Sampler, load_folder
 from restore_cli.training.schedule import Stage, WarmupCosine, stages
