@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from restore_cli.errors import ImageError
+from restore_cli.errors import ImageError, setting
 
 if TYPE_CHECKING:
     import torch
@@ -28,8 +28,34 @@ EXTENSIONS = {
     ".tiff": "TIFF",
     ".webp": "WEBP",
     ".bmp": "BMP",
+    ".heic": "HEIF",
+    ".heif": "HEIF",
+    ".hif": "HEIF",
+    ".avif": "AVIF",
+    ".jxl": "JXL",
 }
+"""The formats restore writes (and reads), by extension."""
+RAW_EXTENSIONS = frozenset(
+    {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2", ".rwl", ".pef"}
+    | {".srw", ".3fr", ".fff", ".erf", ".kdc", ".dcr", ".mrw", ".mos", ".iiq", ".x3f"}
+)
+"""Camera RAW files: read (developed by LibRaw), never written."""
 FORMAT_NAMES = {ext.lstrip("."): fmt for ext, fmt in EXTENSIONS.items()}
+_EXTENSION_OF = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp", "HEIF": ".heic", "AVIF": ".avif", "JXL": ".jxl"}
+FLOAT_DEPTH = 32
+"""`bit_depth` of an image whose samples are floating point (float TIFF, float JPEG XL)."""
+DEPTHS = {
+    "PNG": (8, 16),
+    "TIFF": (8, 16, FLOAT_DEPTH),
+    "JPEG": (8,),
+    "WEBP": (8,),
+    "BMP": (8,),
+    "HEIF": (8, 10, 12),
+    "AVIF": (8, 10, 12),
+    "JXL": (8, 16),
+}
+"""The sample depths each output format is written at: 16-bit AVIF and HEIC do not exist, so a
+deeper picture gets their 12 bits; float only goes to TIFF."""
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -37,6 +63,8 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 class DecodedImage:
     """Pixels ready for a model, plus what is needed to write the file back faithfully.
 
+    `bit_depth` is the source's bits per sample: 8, 10, 12 or 16 for integer samples (a 10-bit
+    HEIC says 10), FLOAT_DEPTH for floating-point ones; `alpha` is stored as 8 or 16-bit levels.
     Metadata is kept as the output must have it: `exif` always starts with b"Exif\\0\\0" (the
     JPEG APP1 convention) whatever the source container stored, a TIFF's own tags included;
     `xmp` is the XMP packet; `photoshop` the Photoshop image resources (8BIM blocks; IPTC is
@@ -66,11 +94,60 @@ class DecodedImage:
     def channels(self) -> int:
         return int(self.pixels.shape[2])
 
+    @property
+    def levels_depth(self) -> int:
+        """The integer depth (8 or 16 bits) that holds every sample without loss: what scores
+        and training data quantise to."""
+        return 8 if self.bit_depth == 8 else 16
+
 
 def is_image_name(path: str | os.PathLike) -> bool:
-    """Whether the extension is one of the formats restore reads and writes, so folder scans
-    (batches, `restore eval`) pick up exactly the files the codecs accept."""
-    return Path(path).suffix.lower() in EXTENSIONS
+    """Whether the extension is one of the formats restore reads, so folder scans (batches,
+    `restore eval`) pick up exactly the files the codecs accept."""
+    suffix = Path(path).suffix.lower()
+    return suffix in EXTENSIONS or suffix in RAW_EXTENSIONS
+
+
+def extension_for(fmt: str) -> str:
+    """The extension an output of this format is named with."""
+    return _EXTENSION_OF[fmt]
+
+
+def default_extension(source: str | os.PathLike) -> str:
+    """An output's extension when no format is asked for: the input's own, except that a camera
+    RAW (which cannot be written) becomes a TIFF, the format that holds all 16 of its bits."""
+    suffix = Path(source).suffix
+    if suffix.lower() in RAW_EXTENSIONS:
+        return _EXTENSION_OF["TIFF"]
+    return suffix if suffix.lower() in EXTENSIONS else _EXTENSION_OF["PNG"]
+
+
+def output_depth(fmt: str, source_depth: int, requested: int | None = None) -> int:
+    """The depth an output is written at: the one asked for (see `check_depth`), else the
+    source's; rounded up to the nearest depth the format has, or down to its deepest."""
+    wanted = requested or source_depth
+    depths = DEPTHS[fmt]
+    return next((depth for depth in depths if depth >= wanted), depths[-1])
+
+
+def check_depth(fmt: str, requested: int | None, name: str = "") -> None:
+    """Refuse a requested depth the format cannot hold, in one line naming the formats that can."""
+    if requested is None or requested in _requestable(fmt):
+        return
+    kind = "float samples" if requested == FLOAT_DEPTH else f"{requested}-bit samples"
+    holders = ", ".join(_EXTENSION_OF[other].lstrip(".") for other in DEPTHS if requested in _requestable(other))
+    prefix = f"{name}: " if name else ""
+    raise ImageError(
+        f"{prefix}{fmt} files cannot hold {kind} ({setting('depth')} {requested}); "
+        f"write {holders} instead ({setting('format')}), or choose another depth"
+    )
+
+
+def _requestable(fmt: str) -> set[int]:
+    """The depths one can ask of a format: 8 always; 16 wherever more than 8 bits exist (12 for
+    HEIC and AVIF); FLOAT_DEPTH only where float samples do."""
+    depths = DEPTHS[fmt]
+    return {8} | ({16} if depths[-1] > 8 else set()) | ({FLOAT_DEPTH} if FLOAT_DEPTH in depths else set())
 
 
 def output_format(destination: str | os.PathLike | BinaryIO, format: str | None = None) -> str:
@@ -83,6 +160,8 @@ def output_format(destination: str | os.PathLike | BinaryIO, format: str | None 
     if not isinstance(destination, (str, os.PathLike)):
         return "PNG"
     suffix = Path(destination).suffix.lower()
+    if suffix in RAW_EXTENSIONS:
+        raise ImageError(f"{destination}: camera RAW files cannot be written; name the output .tif (16 bits) or pass a format")
     if suffix not in EXTENSIONS:
         raise ImageError(
             f"{destination}: unknown image extension {suffix or '(none)'!r}; "
@@ -128,7 +207,7 @@ def to_integer_levels(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     truncates) so that a decode/encode round trip returns the original values."""
     top = 2**bit_depth - 1
     scaled = np.rint(np.nan_to_num(pixels, nan=0.0) * top)
-    return np.clip(scaled, 0, top).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    return np.clip(scaled, 0, top).astype(np.uint8 if bit_depth <= 8 else np.uint16)
 
 
 def known_names() -> str:

@@ -26,6 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from restore_cli.io import ifd
+from restore_cli.io.ifd import EXIF_IFD_TAG, GPS_IFD_TAG, Damaged, Entry, read_ifd, write_ifd
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -35,18 +38,14 @@ EXIF_PREFIX = b"Exif\x00\x00"
 ORIENTATION_TAG = 0x0112
 PHOTOSHOP_PREFIX = b"Photoshop 3.0\x00"
 XMP_TAG, IPTC_TAG, PHOTOSHOP_TAG, ICC_TAG = 700, 33723, 34377, 34675
-EXIF_IFD_TAG, GPS_IFD_TAG, INTEROP_IFD_TAG = 34665, 34853, 40965
 IPTC_RESOURCE = 1028
 
-_SUB_IFDS = {EXIF_IFD_TAG, GPS_IFD_TAG, INTEROP_IFD_TAG}
 # IFD0 tags that describe the photo rather than the pixels' layout, so they hold for any encoding:
 # ProcessingSoftware, DocumentName, ImageDescription, Make, Model, PageName, Software, DateTime,
 # Artist, HostComputer, Copyright. Layout tags (sizes, strips, compression...) are the encoder's.
 _DESCRIPTIVE_TAGS = frozenset({11, 269, 270, 271, 272, 285, 305, 306, 315, 316, 33432})
-_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
-_SHORT, _LONG, _UNDEFINED = 3, 4, 7
+_UNDEFINED = 7
 _THUMBNAIL_RESOURCES = {1033, 1036}  # Photoshop's thumbnail of the (old) picture
-_MAX_DEPTH = 4
 _JPEG_SEGMENT = 65533 - len(PHOTOSHOP_PREFIX)
 _JPEG_LIMITS = {"EXIF": 65533, "XMP": 65533 - len(b"http://ns.adobe.com/xap/1.0/\x00")}
 
@@ -58,108 +57,10 @@ _HOLDS = {
     "PNG": {"EXIF", "XMP", "ICC profile", "resolution"},
     "WEBP": {"EXIF", "XMP", "ICC profile"},
     "BMP": {"resolution"},
+    "HEIF": {"EXIF", "XMP", "ICC profile"},
+    "AVIF": {"EXIF", "XMP", "ICC profile"},
+    "JXL": {"EXIF", "XMP"},  # libjxl as bound by imagecodecs takes no ICC profile
 }
-
-
-class _Damaged(Exception):
-    """A block whose structure cannot be followed; it is passed through or left out, never fatal."""
-
-
-# ---------------------------------------------------------------- TIFF structures (EXIF and TIFF files)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One IFD entry with its value as raw bytes in the structure's byte order; sub-IFD
-    pointers (Exif, GPS, Interop) carry the sub-IFD's entries instead of an offset."""
-
-    tag: int
-    type: int
-    count: int
-    payload: bytes
-    children: tuple[Entry, ...] | None = None
-
-
-def _byte_order(tiff: bytes | bytearray) -> str:
-    try:
-        return {b"II": "<", b"MM": ">"}[bytes(tiff[:2])]
-    except KeyError:
-        raise _Damaged("no TIFF byte-order mark") from None
-
-
-def _unpack(fmt: str, data: bytes | bytearray, offset: int) -> tuple[int, ...]:
-    if offset < 0 or offset + struct.calcsize(fmt) > len(data):
-        raise _Damaged(f"offset {offset} outside the block")
-    return struct.unpack_from(fmt, data, offset)
-
-
-def _first_ifd(tiff: bytes | bytearray, order: str) -> int:
-    return _unpack(order + "I", tiff, 4)[0]
-
-
-def _slots(tiff: bytes | bytearray, ifd: int, order: str) -> Iterator[tuple[int, int, int, int]]:
-    """(position, tag, type, count) of each entry of the IFD at `ifd`."""
-    (count,) = _unpack(order + "H", tiff, ifd)
-    for position in range(ifd + 2, ifd + 2 + 12 * count, 12):
-        tag, kind, values = _unpack(order + "HHI", tiff, position)
-        yield position, tag, kind, values
-
-
-def _next_ifd_position(tiff: bytes | bytearray, ifd: int, order: str) -> int:
-    return ifd + 2 + 12 * _unpack(order + "H", tiff, ifd)[0]
-
-
-def _value_span(tiff: bytes | bytearray, position: int, kind: int, count: int, order: str) -> tuple[int, int]:
-    """Where an entry's value bytes lie: inside the entry when they fit in 4 bytes, else at its offset."""
-    size = _TYPE_SIZES.get(kind, 0) * count
-    start = position + 8 if size <= 4 else _unpack(order + "I", tiff, position + 8)[0]
-    if start + size > len(tiff):
-        raise _Damaged(f"value of {size} bytes at {start} outside the block")
-    return start, size
-
-
-def read_ifd(tiff: bytes, ifd: int, order: str, depth: int = 0) -> tuple[Entry, ...]:
-    """The entries of one IFD, following Exif/GPS/Interop pointers; entries of unknown types are skipped."""
-    if depth > _MAX_DEPTH:
-        raise _Damaged("IFDs nested too deep (a loop?)")
-    entries = []
-    for position, tag, kind, count in _slots(tiff, ifd, order):
-        if kind not in _TYPE_SIZES:
-            continue
-        start, size = _value_span(tiff, position, kind, count, order)
-        payload = bytes(tiff[start : start + size])
-        children = None
-        if tag in _SUB_IFDS and kind in (_LONG, 13) and count == 1:
-            children = read_ifd(tiff, _unpack(order + "I", payload, 0)[0], order, depth + 1)
-        entries.append(Entry(tag, kind, count, payload, children))
-    return tuple(entries)
-
-
-def write_ifd(entries: tuple[Entry, ...] | list[Entry], base: int, order: str) -> bytes:
-    """An IFD and everything it points to, laid out to start at offset `base` of the file or block."""
-    entries = sorted(entries, key=lambda entry: entry.tag)
-    cursor = base + 2 + 12 * len(entries) + 4
-    table = [struct.pack(order + "H", len(entries))]
-    tail = bytearray()
-    for entry in entries:
-        if entry.children is not None:
-            child = write_ifd(entry.children, cursor + len(tail), order)
-            table.append(struct.pack(order + "HHII", entry.tag, _LONG, 1, cursor + len(tail)))
-            tail += child
-        elif len(entry.payload) <= 4:
-            table.append(struct.pack(order + "HHI", entry.tag, entry.type, entry.count) + entry.payload.ljust(4, b"\0"))
-        else:
-            table.append(struct.pack(order + "HHII", entry.tag, entry.type, entry.count, cursor + len(tail)))
-            tail += entry.payload
-        if len(tail) % 2:
-            tail += b"\0"  # values start on word boundaries
-    table.append(struct.pack(order + "I", 0))
-    return b"".join(table) + bytes(tail)
-
-
-def _tiff_block(entries: tuple[Entry, ...] | list[Entry], order: str) -> bytes:
-    header = (b"II*\x00" if order == "<" else b"MM\x00*") + struct.pack(order + "I", 8)
-    return header + write_ifd(entries, 8, order)
 
 
 # ---------------------------------------------------------------- reading
@@ -176,15 +77,13 @@ class Blocks:
     dpi: tuple[float, float] | None = None
 
     def for_upright_pixels(self, orientation: int) -> Blocks:
-        """The blocks once the orientation is applied to the pixels: orientation 1, sizes and
-        resolution swapped with the axes, no thumbnail of the old picture."""
+        """The blocks once the pixels are upright, `orientation` having been applied to them:
+        every orientation tag 1 (one that disagreed with the one applied is false too), sizes
+        and resolution swapped with the axes, no thumbnail of the old picture."""
         transposed = orientation in (5, 6, 7, 8)
-        exif, xmp = self.exif, self.xmp
-        if orientation != 1:
-            exif, xmp = upright_exif(exif, transposed), upright_xmp(xmp, transposed)
         return Blocks(
-            exif=without_thumbnail(exif),
-            xmp=xmp,
+            exif=without_thumbnail(upright_exif(self.exif, transposed)),
+            xmp=upright_xmp(self.xmp, transposed),
             photoshop=without_photoshop_thumbnails(self.photoshop),
             dpi=(self.dpi[1], self.dpi[0]) if transposed and self.dpi else self.dpi,
         )
@@ -205,24 +104,50 @@ def read_blocks(im: Image.Image, fmt: str, data: bytes) -> Blocks:
 def exif_from_tiff(data: bytes) -> bytes | None:
     """A TIFF file's descriptive IFD0 tags and Exif/GPS IFDs, as an EXIF block; None if it has none."""
     try:
-        order = _byte_order(data)
+        order = ifd.byte_order(data)
         entries = [
             entry
-            for entry in read_ifd(data, _first_ifd(data, order), order)
+            for entry in read_ifd(data, ifd.first_ifd(data, order), order)
             if entry.tag in _DESCRIPTIVE_TAGS or (entry.tag in (EXIF_IFD_TAG, GPS_IFD_TAG) and entry.children is not None)
         ]
-    except _Damaged:
+    except Damaged:
         return None
-    return EXIF_PREFIX + _tiff_block(entries, order) if entries else None
+    return EXIF_PREFIX + ifd.tiff_block(entries, order) if entries else None
+
+
+def blocks_from_tiff(data: bytes) -> Blocks:
+    """The blocks of a TIFF-structured file read without Pillow (float TIFFs, DNG and the other
+    TIFF-based camera RAWs): EXIF, XMP (tag 700), Photoshop resources and the resolution."""
+    try:
+        order = ifd.byte_order(data)
+        tags = {entry.tag: entry for entry in read_ifd(data, ifd.first_ifd(data, order), order)}
+    except Damaged:
+        return Blocks()
+    xmp = tags[XMP_TAG].payload if XMP_TAG in tags else None
+    return Blocks(exif_from_tiff(data), xmp or None, tiff_photoshop(data), _tiff_dpi(tags, order))
+
+
+def _tiff_dpi(tags: dict[int, Entry], order: str) -> tuple[float, float] | None:
+    per_unit = {2: 1.0, 3: 2.54}.get(struct.unpack(order + "H", tags[296].payload[:2])[0] if 296 in tags else 2)
+    try:
+        x, y = (_rational(tags[tag], order) * per_unit for tag in (282, 283))  # type: ignore[operator]
+    except (KeyError, TypeError, ZeroDivisionError, struct.error):
+        return None
+    return (x, y) if x > 0 and y > 0 else None
+
+
+def _rational(entry: Entry, order: str) -> float:
+    numerator, denominator = struct.unpack(order + "II", entry.payload[:8])
+    return numerator / denominator
 
 
 def tiff_photoshop(data: bytes) -> bytes | None:
     """A TIFF file's Photoshop resources (tag 34377), with its IPTC (tag 33723) as resource 1028 if
     only the tag has it, so IPTC has one home whatever the source."""
     try:
-        order = _byte_order(data)
-        tags = {entry.tag: entry.payload for entry in read_ifd(data, _first_ifd(data, order), order)}
-    except _Damaged:
+        order = ifd.byte_order(data)
+        tags = {entry.tag: entry.payload for entry in read_ifd(data, ifd.first_ifd(data, order), order)}
+    except Damaged:
         return None
     resources, iptc = tags.get(PHOTOSHOP_TAG), tags.get(IPTC_TAG)
     if iptc and (resources is None or photoshop_resource(resources, IPTC_RESOURCE) is None):
@@ -255,17 +180,17 @@ def upright_exif(exif: bytes | None, transposed: bool) -> bytes | None:
         return None
     tiff = bytearray(exif[len(EXIF_PREFIX) :])
     try:
-        order = _byte_order(tiff)
-        ifd0 = _first_ifd(tiff, order)
-        slots = {tag: (position, kind) for position, tag, kind, _ in _slots(tiff, ifd0, order)}
-        if ORIENTATION_TAG in slots and slots[ORIENTATION_TAG][1] == _SHORT:
+        order = ifd.byte_order(tiff)
+        ifd0 = ifd.first_ifd(tiff, order)
+        slots = {tag: (position, kind) for position, tag, kind, _ in ifd.slots(tiff, ifd0, order)}
+        if ORIENTATION_TAG in slots and slots[ORIENTATION_TAG][1] == ifd.SHORT:
             struct.pack_into(order + "H", tiff, slots[ORIENTATION_TAG][0] + 8, 1)
         if transposed:
             _swap_values(tiff, slots, 282, 283)
             if EXIF_IFD_TAG in slots:
-                (exif_ifd,) = _unpack(order + "I", tiff, slots[EXIF_IFD_TAG][0] + 8)
-                _swap_values(tiff, {tag: (position, kind) for position, tag, kind, _ in _slots(tiff, exif_ifd, order)}, 0xA002, 0xA003)
-    except _Damaged:
+                (exif_ifd,) = ifd.unpack(order + "I", tiff, slots[EXIF_IFD_TAG][0] + 8)
+                _swap_values(tiff, {tag: (position, kind) for position, tag, kind, _ in ifd.slots(tiff, exif_ifd, order)}, 0xA002, 0xA003)
+    except Damaged:
         return exif
     return EXIF_PREFIX + bytes(tiff)
 
@@ -284,13 +209,13 @@ def without_thumbnail(exif: bytes | None) -> bytes | None:
         return None
     tiff = bytearray(exif[len(EXIF_PREFIX) :])
     try:
-        order = _byte_order(tiff)
-        link = _next_ifd_position(tiff, _first_ifd(tiff, order), order)
-        (ifd1,) = _unpack(order + "I", tiff, link)
+        order = ifd.byte_order(tiff)
+        link = ifd.next_ifd_position(tiff, ifd.first_ifd(tiff, order), order)
+        (ifd1,) = ifd.unpack(order + "I", tiff, link)
         if ifd1 == 0:
             return exif
         spans = _thumbnail_spans(tiff, ifd1, order)
-    except _Damaged:
+    except Damaged:
         return exif
     struct.pack_into(order + "I", tiff, link, 0)
     for start, size in spans:
@@ -304,18 +229,18 @@ def without_thumbnail(exif: bytes | None) -> bytes | None:
 
 def _thumbnail_spans(tiff: bytearray, ifd1: int, order: str) -> list[tuple[int, int]]:
     """IFD1's table, its out-of-line values, and the thumbnail image they point to."""
-    spans = [(ifd1, 2 + 12 * _unpack(order + "H", tiff, ifd1)[0] + 4)]
+    spans = [(ifd1, 2 + 12 * ifd.unpack(order + "H", tiff, ifd1)[0] + 4)]
     values: dict[int, tuple[int, ...]] = {}
-    for position, tag, kind, count in _slots(tiff, ifd1, order):
-        start, size = _value_span(tiff, position, kind, count, order)
+    for position, tag, kind, count in ifd.slots(tiff, ifd1, order):
+        start, size = ifd.value_span(tiff, position, kind, count, order)
         if size > 4:
             spans.append((start, size))
-        if kind in (_SHORT, _LONG):
-            values[tag] = struct.unpack_from(f"{order}{count}{'H' if kind == _SHORT else 'I'}", tiff, start)
+        if kind in (ifd.SHORT, ifd.LONG):
+            values[tag] = struct.unpack_from(f"{order}{count}{'H' if kind == ifd.SHORT else 'I'}", tiff, start)
     for offsets_tag, sizes_tag in ((0x0201, 0x0202), (0x0111, 0x0117)):  # JPEG thumbnail, or strips
         for start, size in zip(values.get(offsets_tag, ()), values.get(sizes_tag, ())):
             if start + size > len(tiff):
-                raise _Damaged("thumbnail outside the block")
+                raise Damaged("thumbnail outside the block")
             spans.append((start, size))
     return spans
 
@@ -349,14 +274,14 @@ def _resources(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
     position = 0
     while position < len(data):
         if data[position : position + 4] != b"8BIM":
-            raise _Damaged("not an 8BIM resource")
-        (resource,) = _unpack(">H", data, position + 4)
-        name_length = _unpack("B", data, position + 6)[0]
+            raise Damaged("not an 8BIM resource")
+        (resource,) = ifd.unpack(">H", data, position + 4)
+        name_length = ifd.unpack("B", data, position + 6)[0]
         size_at = position + 6 + name_length + 1 + ((name_length + 1) % 2)
-        (size,) = _unpack(">I", data, size_at)
+        (size,) = ifd.unpack(">I", data, size_at)
         end = size_at + 4 + size + size % 2
         if size_at + 4 + size > len(data):
-            raise _Damaged("resource longer than the block")
+            raise Damaged("resource longer than the block")
         yield resource, data[position:end], data[size_at + 4 : size_at + 4 + size]
         position = end
 
@@ -367,7 +292,7 @@ def without_photoshop_thumbnails(data: bytes | None) -> bytes | None:
         return None
     try:
         blocks = [block for resource, block, _ in _resources(data) if resource not in _THUMBNAIL_RESOURCES]
-    except _Damaged:
+    except Damaged:
         return data
     return b"".join(blocks) or None
 
@@ -375,7 +300,7 @@ def without_photoshop_thumbnails(data: bytes | None) -> bytes | None:
 def photoshop_resource(data: bytes, wanted: int) -> bytes | None:
     try:
         return next((value for resource, _, value in _resources(data) if resource == wanted), None)
-    except _Damaged:
+    except Damaged:
         return None
 
 
@@ -424,8 +349,8 @@ def jpeg_app13(resources: bytes | None) -> bytes:
 def exif_byte_order(exif: bytes | None) -> str:
     """The byte order a TIFF output takes, so EXIF values are copied without conversion."""
     try:
-        return _byte_order(exif[len(EXIF_PREFIX) :]) if exif else "<"
-    except _Damaged:
+        return ifd.byte_order(exif[len(EXIF_PREFIX) :]) if exif else "<"
+    except Damaged:
         return "<"
 
 
@@ -436,10 +361,10 @@ def tiff_entries(image: DecodedImage, order: str) -> list[Entry]:
     if image.exif:
         tiff = image.exif[len(EXIF_PREFIX) :]
         try:
-            if _byte_order(tiff) == order:
-                found = read_ifd(tiff, _first_ifd(tiff, order), order)
+            if ifd.byte_order(tiff) == order:
+                found = read_ifd(tiff, ifd.first_ifd(tiff, order), order)
                 entries += [e for e in found if e.tag in _DESCRIPTIVE_TAGS or (e.tag in (EXIF_IFD_TAG, GPS_IFD_TAG) and e.children)]
-        except _Damaged:
+        except Damaged:
             pass  # a damaged EXIF block cannot be spread into TIFF tags; the rest is still written
     for tag, block in ((XMP_TAG, image.xmp), (PHOTOSHOP_TAG, image.photoshop), (ICC_TAG, image.icc_profile)):
         if block:
@@ -455,11 +380,11 @@ def tiff_with_entries(tiff: bytes, entries: list[Entry]) -> bytes:
     header pointed at it; the encoder's own IFD stays behind, unreferenced."""
     if not entries:
         return tiff
-    order = _byte_order(tiff)
-    own = read_ifd(tiff, _first_ifd(tiff, order), order)
+    order = ifd.byte_order(tiff)
+    own = read_ifd(tiff, ifd.first_ifd(tiff, order), order)
     added = {entry.tag for entry in entries}
     merged = [entry for entry in own if entry.tag not in added] + entries
     base = len(tiff) + len(tiff) % 2
-    ifd = write_ifd(merged, base, order)
+    table = write_ifd(merged, base, order)
     header = tiff[:4] + struct.pack(order + "I", base)
-    return header + tiff[8:] + b"\0" * (base - len(tiff)) + ifd
+    return header + tiff[8:] + b"\0" * (base - len(tiff)) + table
