@@ -1,9 +1,11 @@
 """Decode image files: every format restore reads, upright, at its own bit depth.
 
-Pillow decodes most files. Two cases need more than Pillow offers: 16-bit PNG (Pillow
-reduces 16-bit RGB to 8 bits), decoded with imagecodecs (libpng), and 16-bit TIFF, decoded
-with tifffile. The EXIF orientation is applied to the pixels, and the metadata blocks are
-made true of the upright picture (see ``metadata``).
+A file is recognised by its content (``magic``). HEIC, AVIF, JPEG XL and camera RAWs have
+decoders of their own (``heif``, ``avif``, ``jxl``, ``raw``); Pillow decodes the rest, except
+where it offers less than the file holds: 16-bit PNG (Pillow reduces 16-bit RGB to 8 bits),
+decoded with imagecodecs (libpng), and 16-bit and float TIFF, decoded with tifffile. Every
+decoder hands back a ``StoredImage``; the orientation is applied to its pixels and the metadata
+blocks are made true of the upright picture (see ``metadata``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from restore_cli.errors import ImageError, one_line, setting
-from restore_cli.io import metadata
-from restore_cli.io.image import DecodedImage, describe
+from restore_cli.errors import ImageError, one_line
+from restore_cli.io import avif, heif, jxl, magic, metadata, raw
+from restore_cli.io.image import FLOAT_DEPTH, DecodedImage, describe
 from restore_cli.io.metadata import ORIENTATION_TAG
+from restore_cli.io.raw import RawOptions
+from restore_cli.io.stored import StoredImage, alpha_levels, check_size, not_single
 
 # Largest image (width x height) that read_image decodes by default; callers raise it (or
 # pass max_pixels, which `--max-pixels` does) to accept bigger files. It replaces Pillow's
@@ -36,22 +40,26 @@ MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 _READABLE = {"PNG", "JPEG", "MPO", "TIFF", "WEBP", "BMP"}
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
-_SUPPORTED = "PNG, JPEG, TIFF, WebP or BMP"
+_SUPPORTED = "PNG, JPEG, TIFF, WebP, BMP, HEIC, AVIF, JPEG XL or camera RAW"
+_FAMILIES = {"HEIF": heif.decode, "AVIF": avif.decode, "JXL": jxl.decode}
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
 
-def read_image(source: str | os.PathLike | BinaryIO, *, max_pixels: int | None = None) -> DecodedImage:
+def read_image(
+    source: str | os.PathLike | BinaryIO, *, max_pixels: int | None = None, raw: RawOptions | None = None
+) -> DecodedImage:
     """Decode a file or binary stream, upright, with its metadata; ImageError on bad input.
 
     Images over ``max_pixels`` (default MAX_PIXELS) are refused before their pixels are
-    decoded: a few bytes can declare a picture that would take all memory.
+    decoded: a few bytes can declare a picture that would take all memory. ``raw`` says how
+    a camera RAW is developed (default: the camera's white balance, AHD).
     """
     name = describe(source)
     data = _read_bytes(source, name)
     if not data:
         raise ImageError(f"{name}: file is empty (0 bytes); supply a {_SUPPORTED} image")
     try:
-        return _decode(data, name, MAX_PIXELS if max_pixels is None else max_pixels)
+        return _decode(data, name, MAX_PIXELS if max_pixels is None else max_pixels, raw or RawOptions())
     except ImageError:
         raise
     except Exception as exc:
@@ -85,31 +93,52 @@ def _refuse_devices(path: Path, name: str) -> None:
 # ---------------------------------------------------------------- decoding
 
 
-def _decode(data: bytes, name: str, max_pixels: int) -> DecodedImage:
-    with _open_unlimited(data, name) as im:
-        fmt = "JPEG" if im.format == "MPO" else im.format
-        if im.format not in _READABLE:
-            raise ImageError(f"{name}: {im.format or 'this'} files are not supported; convert it to PNG, JPEG or TIFF")
-        _check_size(im.size, name, max_pixels)
-        _check_single_frame(im, name)
-        orientation = _orientation(im)  # first: for a PNG whose eXIf follows the pixels, this loads it
-        icc = im.info.get("icc_profile") or None
-        with _quiet_pillow():
-            blocks = metadata.read_blocks(im, fmt, data).for_upright_pixels(orientation)
-        channels, bit_depth, icc = _decode_samples(im, fmt, data, name, icc)
-    colour, alpha = _split_alpha(_upright(channels, orientation))
-    scale = np.float32(1 / (2**bit_depth - 1))
+def _decode(data: bytes, name: str, max_pixels: int, raw_options: RawOptions) -> DecodedImage:
+    fmt = magic.family(data)
+    if fmt == "RAW":
+        stored = raw.decode(data, name, max_pixels, raw_options)
+    elif fmt is not None:
+        stored = _FAMILIES[fmt](data, name, max_pixels)
+    elif data.startswith(_TIFF_MAGIC) and _is_float_tiff(data):
+        stored, fmt = _float_tiff(data, name, max_pixels), "TIFF"
+    else:
+        stored, fmt = _decode_pillow(data, name, max_pixels)
+    return _decoded(stored, fmt)
+
+
+def _decoded(stored: StoredImage, fmt: str) -> DecodedImage:
+    colour, alpha = _split_alpha(_upright(stored.samples, stored.orientation))
+    if stored.bit_depth == FLOAT_DEPTH:
+        pixels = np.clip(np.nan_to_num(colour.astype(np.float32), nan=0.0), 0.0, 1.0)
+    else:
+        pixels = colour.astype(np.float32) * stored.scale()
+    blocks = stored.blocks.for_upright_pixels(stored.orientation if stored.orientation != 1 else stored.applied)
     return DecodedImage(
-        pixels=colour.astype(np.float32) * scale,
-        alpha=alpha,
-        bit_depth=bit_depth,
-        icc_profile=icc,
+        pixels=pixels,
+        alpha=None if alpha is None else alpha_levels(alpha, stored.bit_depth),
+        bit_depth=stored.bit_depth,
+        icc_profile=stored.icc_profile,
         exif=blocks.exif,
         source_format=fmt,
         xmp=blocks.xmp,
         photoshop=blocks.photoshop,
         dpi=blocks.dpi,
     )
+
+
+def _decode_pillow(data: bytes, name: str, max_pixels: int) -> tuple[StoredImage, str]:
+    with _open_unlimited(data, name) as im:
+        fmt = "JPEG" if im.format == "MPO" else im.format
+        if im.format not in _READABLE:
+            raise ImageError(f"{name}: {im.format or 'this'} files are not supported; convert it to PNG, JPEG or TIFF")
+        check_size(im.size, name, max_pixels)
+        _check_single_frame(im, name)
+        orientation = _orientation(im)  # first: for a PNG whose eXIf follows the pixels, this loads it
+        icc = im.info.get("icc_profile") or None
+        with _quiet_pillow():
+            blocks = metadata.read_blocks(im, fmt, data)
+        samples, bit_depth, icc = _decode_samples(im, fmt, data, name, icc)
+    return StoredImage(samples, bit_depth, icc, blocks, orientation=orientation), fmt
 
 
 @contextmanager
@@ -164,25 +193,13 @@ def _unsupported_tiff(page: tifffile.TiffPage, name: str) -> str:
     )
 
 
-def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
-    width, height = size
-    if width * height > max_pixels:
-        raise ImageError(
-            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}; "
-            f"if you trust this file, pass {setting('max_pixels')} {width * height} (or raise restore_cli.io.decode.MAX_PIXELS)"
-        )
-
-
 def _check_single_frame(im: Image.Image, name: str) -> None:
     """Restoring one frame of an animation or one page of a document and writing it as the
     whole would silently drop the rest. MPO is exempt: cameras store a JPEG photo plus
     previews that way, and the photo is the first frame."""
     frames = getattr(im, "n_frames", 1)
     if frames > 1 and im.format != "MPO":
-        raise ImageError(
-            f"{name}: has {frames} frames or pages (an animation or multi-page file); restore works on single "
-            "images: extract the frame you want (e.g. as PNG) and restore that"
-        )
+        raise not_single(name, f"has {frames} frames or pages (an animation or multi-page file)")
 
 
 def _decode_samples(
@@ -212,14 +229,46 @@ def _decode_tiff(data: bytes, name: str) -> np.ndarray | None:
     them on stderr. Other 8-bit kinds (palette, CMYK, 1-bit...) are left to Pillow (None)."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages.first
-        expected_samples = {tifffile.PHOTOMETRIC.MINISBLACK: (1, 2), tifffile.PHOTOMETRIC.RGB: (3, 4)}
-        plain = page.samplesperpixel in expected_samples.get(page.photometric, ())
+        plain = _plain(page)
         unsigned = page.sampleformat == tifffile.SAMPLEFORMAT.UINT
         if not unsigned or page.bitspersample > 16 or (page.bitspersample == 16 and not plain):
             raise ImageError(_unsupported_tiff(page, name))
         if not plain or page.bitspersample not in (8, 16):
             return None
-        samples = page.asarray()
+        return _page_samples(page)
+
+
+def _is_float_tiff(data: bytes) -> bool:
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            return bool(tif.pages.first.sampleformat == tifffile.SAMPLEFORMAT.IEEEFP)
+    except Exception:  # a damaged TIFF is Pillow's to name
+        return False
+
+
+def _float_tiff(data: bytes, name: str, max_pixels: int) -> StoredImage:
+    """Float gray and RGB TIFFs (16, 32 or 64-bit), their samples taken as they are."""
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages.first
+        if not _plain(page):
+            raise ImageError(_unsupported_tiff(page, name))
+        if len(tif.pages) > 1:
+            raise not_single(name, f"has {len(tif.pages)} frames or pages (an animation or multi-page file)")
+        check_size((page.imagewidth, page.imagelength), name, max_pixels)
+        samples = _channels_last(_page_samples(page).astype(np.float32))
+        orientation = int(page.tags.valueof(274, 1))
+    blocks = metadata.blocks_from_tiff(data)
+    return StoredImage(samples, FLOAT_DEPTH, page.iccprofile, blocks, orientation=orientation if orientation in range(1, 9) else 1)
+
+
+def _plain(page: tifffile.TiffPage) -> bool:
+    """Gray or RGB, with at most an alpha channel."""
+    expected_samples = {tifffile.PHOTOMETRIC.MINISBLACK: (1, 2), tifffile.PHOTOMETRIC.RGB: (3, 4)}
+    return page.samplesperpixel in expected_samples.get(page.photometric, ())
+
+
+def _page_samples(page: tifffile.TiffPage) -> np.ndarray:
+    samples = page.asarray()
     if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and samples.ndim == 3:
         samples = np.moveaxis(samples, 0, -1)
     return samples

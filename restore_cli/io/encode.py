@@ -1,8 +1,10 @@
 """Encode images: each output format's own way of holding bit depth, alpha and metadata.
 
 Everything is encoded to memory first and written atomically (``files.atomic_write``), so a
-failure never leaves a partial file. 16-bit PNG goes through imagecodecs (libpng), every TIFF
-through tifffile so that 8 and 16 bits share one encoder; the rest through Pillow.
+failure never leaves a partial file. The depth is the source's, or the one asked for, as the
+format holds it (``image.output_depth``). 16-bit PNG goes through imagecodecs (libpng), every
+TIFF through tifffile so that 8, 16-bit and float share one encoder, HEIC, AVIF and JPEG XL
+through their own modules; the rest through Pillow.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import tifffile
 from PIL import Image, PngImagePlugin
 
 from restore_cli.errors import ImageError, one_line
-from restore_cli.io import metadata
+from restore_cli.io import avif, heif, jxl, metadata
 from restore_cli.io.files import atomic_write
-from restore_cli.io.image import DecodedImage, describe, output_format, to_integer_levels
+from restore_cli.io.image import FLOAT_DEPTH, DecodedImage, check_depth, describe, output_depth, output_format, to_integer_levels
 from restore_cli.io.metadata import EXIF_PREFIX
 
-_SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
+_OWN_ENCODERS = {"HEIF": heif.encode, "AVIF": avif.encode, "JXL": jxl.encode}
 _FULL_DISK = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _NO_ALPHA_FORMATS = {"JPEG", "BMP"}  # Pillow's BMP reader ignores a 32-bit BMP's alpha
 _PNG_XMP_KEY = b"XML:com.adobe.xmp\x00\x00\x00\x00\x00"  # keyword, uncompressed, no language, no translation
@@ -38,12 +40,19 @@ def write_image(
     *,
     format: str | None = None,
     quality: int = 95,
+    depth: int | None = None,
 ) -> None:
-    """Encode to memory first, then write atomically, so a failure never leaves a partial file."""
+    """Encode to memory first, then write atomically, so a failure never leaves a partial file.
+
+    ``depth`` (8, 16 or FLOAT_DEPTH) overrides the source's depth; ImageError if the format
+    cannot hold it."""
     name = describe(destination)
     fmt = output_format(destination, format)
+    check_depth(fmt, depth, name)
     try:
-        data = _encode(image, fmt, quality)
+        data = _encode(image, fmt, quality, output_depth(fmt, image.bit_depth, depth))
+    except ImageError:
+        raise
     except Exception as exc:
         raise ImageError(f"{name}: cannot encode image as {fmt} ({one_line(exc)}); try another output format") from exc
     if isinstance(destination, (str, os.PathLike)):
@@ -73,13 +82,10 @@ def _write_stream(stream: BinaryIO, data: bytes, name: str) -> None:
 # ---------------------------------------------------------------- encoding
 
 
-def _encode(image: DecodedImage, fmt: str, quality: int) -> bytes:
-    bit_depth = image.bit_depth if fmt in _SIXTEEN_BIT_FORMATS else 8
-    colour = to_integer_levels(image.pixels, bit_depth)
-    alpha = _alpha_for(image.alpha, bit_depth)
-    if fmt in _NO_ALPHA_FORMATS and alpha is not None:
-        colour, alpha = to_integer_levels(_flatten_on_white(image), 8), None
-    samples = colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
+def _encode(image: DecodedImage, fmt: str, quality: int, bit_depth: int) -> bytes:
+    samples = _samples(image, fmt, bit_depth)
+    if fmt in _OWN_ENCODERS:
+        return _OWN_ENCODERS[fmt](samples, bit_depth, image, quality)
     if fmt == "TIFF":
         return _encode_tiff(samples, image)
     if bit_depth == 16:
@@ -87,12 +93,24 @@ def _encode(image: DecodedImage, fmt: str, quality: int) -> bytes:
     return _encode_pillow(samples, fmt, image, quality)
 
 
+def _samples(image: DecodedImage, fmt: str, bit_depth: int) -> np.ndarray:
+    """HxWxC samples at the output depth (float32 for FLOAT_DEPTH), alpha last; formats
+    without alpha get the picture flattened on white."""
+    if fmt in _NO_ALPHA_FORMATS and image.alpha is not None:
+        return to_integer_levels(_flatten_on_white(image), bit_depth)
+    if bit_depth == FLOAT_DEPTH:
+        colour = image.pixels.astype(np.float32)
+        alpha = None if image.alpha is None else image.alpha.astype(np.float32) / np.iinfo(image.alpha.dtype).max
+    else:
+        colour, alpha = to_integer_levels(image.pixels, bit_depth), _alpha_for(image.alpha, bit_depth)
+    return colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
+
+
 def _alpha_for(alpha: np.ndarray | None, bit_depth: int) -> np.ndarray | None:
     """The alpha as stored when the output depth allows it, else rescaled to the output depth."""
     if alpha is None:
         return None
-    target = np.uint16 if bit_depth == 16 else np.uint8
-    if alpha.dtype == target:
+    if alpha.dtype.itemsize * 8 == bit_depth:
         return alpha
     source_top = np.iinfo(alpha.dtype).max
     return to_integer_levels(alpha.astype(np.float64) / source_top, bit_depth)

@@ -173,6 +173,20 @@ def dpi_of(im: Image.Image) -> tuple[float, float] | None:
 # ---------------------------------------------------------------- making the blocks true of the output
 
 
+def exif_orientation(exif: bytes | None) -> int:
+    """The orientation (1..8) an EXIF block states; 1 when it states none or cannot be read."""
+    try:
+        tiff = exif[len(EXIF_PREFIX) :] if exif else b""
+        order = ifd.byte_order(tiff)
+        for position, tag, kind, _ in ifd.slots(tiff, ifd.first_ifd(tiff, order), order):
+            if tag == ORIENTATION_TAG and kind == ifd.SHORT:
+                value = ifd.unpack(order + "H", tiff, position + 8)[0]
+                return value if value in range(1, 9) else 1
+    except Damaged:
+        pass
+    return 1
+
+
 def upright_exif(exif: bytes | None, transposed: bool) -> bytes | None:
     """Orientation set to 1 in place (its pixels were turned upright) and, when that swapped the
     axes, X/Y resolution and PixelX/YDimension swapped; every other byte as it was."""

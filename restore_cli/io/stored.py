@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from restore_cli.errors import ImageError, setting
 from restore_cli.io.image import FLOAT_DEPTH, to_integer_levels
 from restore_cli.io.metadata import Blocks
 
@@ -43,3 +44,22 @@ def alpha_levels(alpha: np.ndarray, bit_depth: int) -> np.ndarray:
         return alpha
     top = 1.0 if bit_depth == FLOAT_DEPTH else 2**bit_depth - 1
     return to_integer_levels(alpha.astype(np.float64) / top, 16)
+
+
+def check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
+    """Refuse a picture over `max_pixels` from its header, before its pixels are decoded: a few
+    bytes can declare a picture that would take all memory."""
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}; "
+            f"if you trust this file, pass {setting('max_pixels')} {width * height} (or raise restore_cli.io.decode.MAX_PIXELS)"
+        )
+
+
+def not_single(name: str, what: str) -> ImageError:
+    """The refusal of an animation, sequence or multi-page file: restoring one frame and writing
+    it as the whole file would silently drop the rest."""
+    return ImageError(
+        f"{name}: {what}; restore works on single images: extract the frame you want (e.g. as PNG) and restore that"
+    )

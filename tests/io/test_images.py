@@ -227,10 +227,10 @@ def test_cmyk_jpeg_is_converted_to_rgb(tmp_path: Path) -> None:
 
 
 def test_unsupported_mode_is_a_clear_error(tmp_path: Path) -> None:
-    source = tmp_path / "float.tif"
-    source.write_bytes(tiff_bytes(np.zeros((4, 4), dtype=np.float32)))
+    source = tmp_path / "signed.tif"
+    source.write_bytes(tiff_bytes(np.zeros((4, 4), dtype=np.int32)))
 
-    with pytest.raises(ImageError, match="float.tif"):
+    with pytest.raises(ImageError, match="signed.tif: 32-bit signed"):
         read_image(source)
 
 

@@ -1,0 +1,35 @@
+"""What a file is, from its first bytes: the formats that Pillow does not decode itself.
+
+Files are recognised by content, not by name, so a HEIC saved as photo.jpg, or a DNG as .tif,
+is still read as what it is. Everything not recognised here is left to Pillow, which sniffs
+PNG, JPEG, TIFF, WebP and BMP (and names what it cannot read).
+"""
+
+from __future__ import annotations
+
+from restore_cli.io import jxl, raw
+
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"mif2", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def family(data: bytes) -> str | None:
+    """'HEIF', 'AVIF', 'JXL' or 'RAW' (a camera RAW of any make), or None for Pillow's formats."""
+    if data.startswith((jxl.SIGNATURE, jxl.CODESTREAM)):
+        return "JXL"
+    if raw.is_camera_raw(data):
+        return "RAW"
+    brands = _brands(data)
+    if brands & _AVIF_BRANDS:
+        return "AVIF"
+    if brands & _HEIF_BRANDS:
+        return "HEIF"
+    return None
+
+
+def _brands(data: bytes) -> set[bytes]:
+    """The major and compatible brands of an ISO base media file's leading ftyp box."""
+    if data[4:8] != b"ftyp" or len(data) < 16:
+        return set()
+    size = min(int.from_bytes(data[:4], "big"), len(data))
+    return {data[8:12]} | {data[position : position + 4] for position in range(16, size - 3, 4)}
