@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
@@ -92,6 +93,8 @@ class EngineSettings:
     """How a model download is shown (see ``restore_cli.model.download.Progress``)."""
     tlc_window: int | None = None
     allow_slow_precision: bool = False
+    strength: float = 1.0
+    """How much of the restoration is kept (`with_strength`): 1 all of it, 0 none."""
 
     def load(self, spec: ModelSpec) -> Model:
         """Resolve a zoo name or file to a checkpoint, build the network and wrap it in the engine."""
@@ -120,4 +123,19 @@ class EngineSettings:
             tlc_window=self.tlc_window,
             allow_slow_precision=self.allow_slow_precision,
         )
-        return Model(str(spec), network.config.in_channels, restorer.restore)  # type: ignore[arg-type]
+        restore = restorer.restore if self.strength == 1 else partial(with_strength, restorer.restore, self.strength)
+        return Model(str(spec), network.config.in_channels, restore)  # type: ignore[arg-type]
+
+
+def with_strength(
+    restore: Callable[[torch.Tensor, TileProgress | None], torch.Tensor], strength: float, tensor: torch.Tensor, progress: TileProgress | None
+) -> torch.Tensor:
+    """The input plus `strength` times what the model changed, per pixel, before anything is
+    clipped or quantised: 0 gives the input's own values back, 1 the model's output. Every image
+    and frame a `Model` restores goes through here. A dual-pixel model's input is its two views,
+    so what it changed is measured from their mean (the picture both halves of the pixels see)."""
+    import torch
+
+    restored = restore(tensor, progress)
+    original = tensor if tensor.shape[1] == restored.shape[1] else (tensor[:, :3] + tensor[:, 3:6]) / 2
+    return torch.lerp(original.to(restored), restored, strength)

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
 
+from restore_cli.batch.comparing import CompareRule, write_view
 from restore_cli.batch.models import Model, Models, TileProgress
 from restore_cli.batch.planning import STDIO, Job
-from restore_cli.errors import InputError, RestoreError, one_line, setting
+from restore_cli.errors import ImageError, InputError, RestoreError, UsageError, one_line, setting
 from restore_cli.io.decode import read_image
-from restore_cli.io.encode import write_image
+from restore_cli.io.encode import check_output, write_image
 from restore_cli.io.image import DecodedImage, output_format, to_tensor, with_pixels
 from restore_cli.io.metadata import METADATA_BLOCKS, unsupported
+from restore_cli.io.raw import RawOptions
 
 if TYPE_CHECKING:
     import torch
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Status = Literal["ok", "skipped", "failed"]
+_STDOUT_NAME = "stdout.png"
+"""Stands for stdout when an output's format is worked out: PNG unless a format is given."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,28 @@ class Result:
 
 
 @dataclass(frozen=True)
+class FileOptions:
+    """How inputs are read and outputs written, beyond the format and quality."""
+
+    depth: int | None = None
+    """The outputs' bit depth (8, 16 or 32 for float); None keeps each input's."""
+    raw: RawOptions = RawOptions()
+    """How camera RAWs are developed."""
+    compare: CompareRule | None = None
+    """Where before/after views go, if anywhere."""
+
+    def check(self, jobs: list[Job], format: str | None) -> None:
+        """Refuse, before any work, outputs this run cannot write: a depth their format cannot
+        hold, or a format whose encoder is missing here (UsageError, naming the package)."""
+        formats = {output_format(_STDOUT_NAME if job.output == STDIO else job.output, format) for job in jobs if job.output is not None}
+        try:
+            for fmt in sorted(formats):
+                check_output(fmt, self.depth)
+        except ImageError as error:
+            raise UsageError(str(error)) from None
+
+
+@dataclass(frozen=True)
 class Loaded:
     """A job whose images are decoded: what `read` hands to `restore`."""
 
@@ -81,6 +107,8 @@ class Restored:
     model: str
     tiles: int
     seconds: float = 0.0
+    before: DecodedImage | None = None
+    """The input, kept only when a before/after view is to be written."""
 
 
 _Stage = TypeVar("_Stage", Loaded, Restored, Result)
@@ -113,6 +141,7 @@ class Pipeline:
     on_tiles: TileProgress | None = None
     on_notice: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
     """Receives the run's warnings (metadata an output format cannot hold), said once a run."""
+    files: FileOptions = field(default_factory=FileOptions)
     _dropped: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
     _dropped_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -130,7 +159,8 @@ class Pipeline:
             model = self.models.for_image(loaded.images[0])
             tiles = _TileCount(self.on_tiles)
             pixels = _run_model(model, loaded.images, tiles, loaded.job.name)
-            return Restored(loaded.job, with_pixels(loaded.images[0], pixels), model.name, tiles.total)
+            before = loaded.images[0] if self.files.compare is not None else None
+            return Restored(loaded.job, with_pixels(loaded.images[0], pixels), model.name, tiles.total, before=before)
 
         return _guarded(loaded.job, loaded.seconds, work)
 
@@ -139,11 +169,14 @@ class Pipeline:
 
         def work() -> Result:
             assert job.output is not None
+            depth = self.files.depth
             if job.output == STDIO:
-                write_image(image, self.stdout, format=self.format, quality=self.quality)
+                write_image(image, self.stdout, format=self.format, quality=self.quality, depth=depth)
             else:
                 _make_folder(Path(job.output).parent)
-                write_image(image, job.output, format=self.format, quality=self.quality)
+                write_image(image, job.output, format=self.format, quality=self.quality, depth=depth)
+            if self.files.compare is not None and restored.before is not None:
+                write_view(self.files.compare, job, restored.before, image)
             self._note_dropped_metadata(image, output_format(self.stdout if job.output == STDIO else job.output, self.format))
             return Result(job.name, job.output, "ok", restored.model, image.width, image.height, restored.tiles)
 
@@ -168,7 +201,7 @@ class Pipeline:
                 self._dropped[fmt] = [block for block in METADATA_BLOCKS if block in blocks]
 
     def _decode(self, source: str) -> DecodedImage:
-        return read_image(self.stdin if source == STDIO else source, max_pixels=self.max_pixels)
+        return read_image(self.stdin if source == STDIO else source, max_pixels=self.max_pixels, raw=self.files.raw)
 
 
 def settled(job: Job) -> Result | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from restore_cli.errors import ImageError, UsageError, setting
-from restore_cli.io.image import is_image_name, output_format
+from restore_cli.io.image import default_extension, extension_for, is_image_name, output_format
 
 STDIO = "-"
 """As an input: read the image from stdin; as an output: write its bytes to stdout."""
@@ -26,7 +26,6 @@ STDIO = "-"
 Policy = Literal["error", "overwrite", "skip"]
 
 _GLOB_MAGIC = re.compile(r"[*?[]")
-_EXTENSION_OF = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 
 
 
@@ -237,9 +236,9 @@ def _check_output_format(target: str, format: str | None) -> None:
 
 def _output_name(item: _Found, naming: Naming) -> str:
     if naming.format is not None:
-        extension = _EXTENSION_OF[output_format(item.path, naming.format)]
+        extension = extension_for(output_format(item.path, naming.format))
     else:
-        extension = item.path.suffix if is_image_name(item.path) else ".png"
+        extension = default_extension(item.path)
     return f"{item.path.stem}{naming.stem_suffix}{extension}"
 
 

@@ -31,7 +31,7 @@ import ray
 from ray.exceptions import RayActorError, RayError
 
 from restore_cli.batch.models import EngineSettings, Model, ModelChoice, ModelSpec
-from restore_cli.batch.pipeline import Pipeline, Result, describe_error, settled
+from restore_cli.batch.pipeline import FileOptions, Pipeline, Result, describe_error, settled
 from restore_cli.batch.planning import Job
 from restore_cli.batch.reporting import Reporter
 from restore_cli.errors import WorkerError, current_spelling, install_spelling, setting
@@ -85,6 +85,7 @@ class Recipe:
     cpus: float
     gpus: float
     spelling: dict[str, str] = field(default_factory=current_spelling)
+    files: FileOptions = field(default_factory=FileOptions)
     """How the driver's messages name settings, so a worker's say the same."""
 
 
@@ -120,6 +121,7 @@ class _Worker:
             format=recipe.format,
             quality=recipe.quality,
             max_pixels=recipe.max_pixels,
+            files=recipe.files,
             on_tiles=_stop_if_cancelled,
             on_notice=self._notices.append,
         )
@@ -194,8 +196,9 @@ class RayExecutor:
         format: str | None,
         quality: int,
         max_pixels: int | None,
+        files: FileOptions = FileOptions(),
     ) -> RayExecutor:
-        recipe = Recipe(settings, choice, {}, format, quality, max_pixels, options.cpus_per_worker, options.gpus_per_worker)
+        recipe = Recipe(settings, choice, {}, format, quality, max_pixels, options.cpus_per_worker, options.gpus_per_worker, files=files)
         return cls(options, recipe)
 
     def prepare(self) -> None:

@@ -92,6 +92,7 @@ def engine_settings(options: TaskOptions) -> EngineSettings:
         allow_slow_precision=options.allow_slow_precision,
         offline=True if options.offline else None,
         download_progress=RichDownloadBar if watched(options) else False,
+        strength=options.strength,
     )
 
 

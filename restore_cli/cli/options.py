@@ -53,6 +53,12 @@ class TaskOptions:
     model: Optional[str] = None
     sigma: Optional[int] = None
     dual_pixel: bool = False
+    depth: Optional[int] = None
+    strength: float = 1.0
+    compare: Optional[str] = None
+    compare_layout: Literal["auto", "side", "split"] = "auto"
+    raw_wb: Literal["camera", "auto"] = "camera"
+    raw_demosaic: Literal["ahd", "aahd", "dht", "dcb", "linear"] = "ahd"
 
 
 def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
@@ -78,8 +84,8 @@ COMMON = [
     _param("suffix", Optional[str], typer.Option(None, "--suffix", metavar="TEXT", help="Text added to each output's name (default: _<task> next to the input, none in an -o folder).")),
     _param("files_from", Optional[str], typer.Option(None, "--files-from", metavar="FILE", help="Also restore the files named in FILE (- for stdin), one per line, in one process: find ... | restore denoise --files-from - -o out/.")),
     _param("null", bool, typer.Option(False, "-0", "--null", help="--files-from names are NUL-separated (find -print0): names may contain newlines.")),
-    _param("format", Optional[Literal["png", "jpg", "tif", "webp", "bmp"]], typer.Option(None, "--format", metavar="png|jpg|tif|webp|bmp", help="Output format (default: the input's; PNG for stdout).")),
-    _param("quality", int, typer.Option(95, "--quality", min=1, max=100, metavar="1-100", help="JPEG/WebP quality.")),
+    _param("format", Optional[Literal["png", "jpg", "tif", "webp", "bmp", "heic", "avif", "jxl"]], typer.Option(None, "--format", metavar="png|jpg|tif|webp|bmp|heic|avif|jxl", help="Output format (default: the input's; 16-bit TIFF for camera RAW; PNG for stdout).")),
+    _param("quality", int, typer.Option(95, "--quality", min=1, max=100, metavar="1-100", help="JPEG/WebP/HEIC/AVIF/JXL quality; 100 is lossless for HEIC, AVIF and JXL.")),
     _param("max_pixels", Optional[int], typer.Option(None, "--max-pixels", min=1, metavar="N", help=f"Refuse images larger than N pixels (width x height) before decoding them; raise it for trusted huge files. Default: {MAX_PIXELS:,}.")),
     _param("as_json", bool, typer.Option(False, "--json", help="One JSON line per image and a summary on stdout (see README, JSON output).")),
     _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress, per-image lines or summary on stderr (errors are still shown).")),
@@ -90,6 +96,13 @@ COMMON = [
     _param("workers", Optional[int], typer.Option(None, "--workers", min=1, metavar="N", help="Ray workers, each with its own model (default: as many as the cluster's CPUs/GPUs allow).")),
     _param("cpus_per_worker", Optional[float], typer.Option(None, "--cpus-per-worker", metavar="N", help="CPUs each Ray worker reserves (and its torch threads). Default: 1.")),
     _param("gpus_per_worker", Optional[float], typer.Option(None, "--gpus-per-worker", metavar="N", help="GPUs each Ray worker reserves; fractions share a GPU (0.5: two models per GPU). Default: 0.")),
+    # How much of the restoration is kept, how outputs are written and shown, how RAWs are developed.
+    _param("strength", float, typer.Option(1.0, "--strength", min=0.0, max=1.0, metavar="0-1", help="Keep this much of the restoration: input + S x (restored - input), per pixel. 0 returns the input, 1 (default) the model's output.")),
+    _param("depth", Optional[int], typer.Option(None, "--depth", metavar="8|16|32", help="Output bits per sample (default: the input's). 16: PNG, TIFF, JXL (HEIC/AVIF: 12); 32: float TIFF, the model's output unquantised.")),
+    _param("compare", Optional[str], typer.Option(None, "--compare", metavar="FILE|FOLDER", help="Also write a before/after view (input and output, and the most changed region at 100 %); a folder for a batch.")),
+    _param("compare_layout", Literal["auto", "side", "split"], typer.Option("auto", "--compare-layout", metavar="auto|side|split", help="--compare view: side by side, or one picture split down the middle (auto: split when side by side would be small).")),
+    _param("raw_wb", Literal["camera", "auto"], typer.Option("camera", "--raw-wb", metavar="camera|auto", help="Camera RAW white balance: as the camera measured it, or estimated from the picture.")),
+    _param("raw_demosaic", Literal["ahd", "aahd", "dht", "dcb", "linear"], typer.Option("ahd", "--raw-demosaic", metavar="ahd|aahd|dht|dcb|linear", help="Camera RAW demosaicing (LibRaw's algorithms; ahd is its default).")),
 ]
 SIGMA = _param("sigma", Optional[int], typer.Option(None, "--sigma", metavar="15|25|50", help="Noise level 15, 25 or 50: use the non-blind Gaussian denoiser."))
 DUAL_PIXEL = _param("dual_pixel", bool, typer.Option(False, "--dual-pixel", help="INPUTs are LEFT RIGHT views of a dual-pixel capture."))

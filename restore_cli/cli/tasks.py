@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
-from restore_cli.batch import executor, local, models, pipeline, planning, reporting
+from restore_cli.batch import comparing, executor, local, models, pipeline, planning, reporting
 from restore_cli.cli.console import debug_logging, fail
 from restore_cli.cli.engine_options import check_engine_settings, engine_settings, import_ray_executor, ray_options
 from restore_cli.cli.options import COMMON, DUAL_PIXEL, SIGMA, WEIGHTS_REQUIRED, TaskOptions
 from restore_cli.errors import UnknownModelError, UsageError
+from restore_cli.io.raw import RawOptions
 
 if TYPE_CHECKING:
     from restore_cli.batch.ray_executor import RayOptions
@@ -155,10 +156,11 @@ def _run(task: Task, options: TaskOptions) -> int:
     if on_ray is None:
         check_engine_settings(settings)
     jobs = planning.plan_jobs(options.inputs or [], _naming(task, options), views=2 if options.dual_pixel else 1, listed=listed)
+    files = _file_options(options, jobs)
     if on_ray is None:
-        runner: executor.Executor = _local_executor(options, settings, choice)
+        runner: executor.Executor = _local_executor(options, settings, choice, files)
     else:
-        runner = _ray_executor(options, on_ray, settings, choice, jobs)
+        runner = _ray_executor(options, on_ray, settings, choice, jobs, files)
     reporter = reporting.Reporter(
         stdout=sys.stdout,
         stderr=sys.stderr,
@@ -170,9 +172,21 @@ def _run(task: Task, options: TaskOptions) -> int:
     return executor.execute(jobs, runner, reporter)
 
 
-def _local_executor(options: TaskOptions, settings: models.EngineSettings, choice: models.ModelChoice) -> local.LocalExecutor:
+def _file_options(options: TaskOptions, jobs: list[planning.Job]) -> pipeline.FileOptions:
+    """Depth, RAW development and before/after views, checked against the planned outputs."""
+    if options.depth not in (None, 8, 16, 32):
+        raise UsageError(f"--depth {options.depth}: choose 8, 16 or 32 (float TIFF)")
+    compare = comparing.plan_views(options.compare, jobs, options.compare_layout) if options.compare else None
+    files = pipeline.FileOptions(options.depth, RawOptions(options.raw_wb, options.raw_demosaic), compare)
+    files.check(jobs, options.format)
+    return files
+
+
+def _local_executor(
+    options: TaskOptions, settings: models.EngineSettings, choice: models.ModelChoice, files: pipeline.FileOptions
+) -> local.LocalExecutor:
     loaded = models.Models(choice, settings.load)
-    steps = pipeline.Pipeline(loaded, format=options.format, quality=options.quality, max_pixels=options.max_pixels)
+    steps = pipeline.Pipeline(loaded, format=options.format, quality=options.quality, max_pixels=options.max_pixels, files=files)
     return local.LocalExecutor(steps, load=lambda: _load_up_front(loaded))
 
 
@@ -190,12 +204,17 @@ def _load_up_front(loaded: models.Models) -> None:
 
 
 def _ray_executor(
-    options: TaskOptions, chosen: RayOptions, settings: models.EngineSettings, choice: models.ModelChoice, jobs: list[planning.Job]
+    options: TaskOptions,
+    chosen: RayOptions,
+    settings: models.EngineSettings,
+    choice: models.ModelChoice,
+    jobs: list[planning.Job],
+    files: pipeline.FileOptions,
 ) -> executor.Executor:
     if any(job.output == planning.STDIO or planning.STDIO in job.sources for job in jobs):
         raise UsageError("--engine ray reads and writes files every worker can see; - (stdin/stdout) needs --engine local")
     return import_ray_executor().RayExecutor.for_batch(
-        chosen, settings, choice, format=options.format, quality=options.quality, max_pixels=options.max_pixels
+        chosen, settings, choice, format=options.format, quality=options.quality, max_pixels=options.max_pixels, files=files
     )
 
 

@@ -23,7 +23,7 @@ _SPEED = 6
 
 
 def decode(data: bytes, name: str, max_pixels: int) -> StoredImage:
-    _require(name, "reading")
+    require("reading", name)
     info = isobmff.read_heif(data)
     if info.sequence:
         raise not_single(name, "is an animated AVIF")
@@ -35,7 +35,7 @@ def decode(data: bytes, name: str, max_pixels: int) -> StoredImage:
 
 
 def encode(samples: np.ndarray, bit_depth: int, image: DecodedImage, quality: int) -> bytes:
-    _require("", "writing")
+    require("writing")
     planes = samples.squeeze(2) if samples.shape[2] == 1 else samples
     encoded = imagecodecs.avif_encode(
         np.ascontiguousarray(planes),
@@ -47,7 +47,8 @@ def encode(samples: np.ndarray, bit_depth: int, image: DecodedImage, quality: in
     return isobmff.with_metadata(bytes(encoded), image.exif, image.xmp, image.icc_profile)
 
 
-def _require(name: str, action: str) -> None:
+def require(action: str, name: str = "") -> None:
+    """ImageError, naming the package, where this imagecodecs has no AVIF codec."""
     if not imagecodecs.AVIF.available:
         prefix = f"{name}: " if name else ""
         raise ImageError(f"{prefix}{action} AVIF files needs imagecodecs built with libavif; install the imagecodecs wheel from PyPI")

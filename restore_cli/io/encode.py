@@ -29,6 +29,7 @@ from restore_cli.io.image import FLOAT_DEPTH, DecodedImage, check_depth, describ
 from restore_cli.io.metadata import EXIF_PREFIX
 
 _OWN_ENCODERS = {"HEIF": heif.encode, "AVIF": avif.encode, "JXL": jxl.encode}
+_ENCODER_CHECKS = {"HEIF": heif.require_encoder, "AVIF": lambda: avif.require("writing"), "JXL": lambda: jxl.require("writing")}
 _FULL_DISK = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _NO_ALPHA_FORMATS = {"JPEG", "BMP"}  # Pillow's BMP reader ignores a 32-bit BMP's alpha
 _PNG_XMP_KEY = b"XML:com.adobe.xmp\x00\x00\x00\x00\x00"  # keyword, uncompressed, no language, no translation
@@ -59,6 +60,14 @@ def write_image(
         _write_file(Path(destination), data)
     else:
         _write_stream(destination, data, name)
+
+
+def check_output(fmt: str, depth: int | None) -> None:
+    """Refuse, before any work, an output this installation cannot write: a depth the format
+    cannot hold, or an encoder it lacks (the message names the package to install)."""
+    check_depth(fmt, depth)
+    if fmt in _ENCODER_CHECKS:
+        _ENCODER_CHECKS[fmt]()
 
 
 def _write_file(path: Path, data: bytes) -> None:

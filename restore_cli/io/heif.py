@@ -13,6 +13,7 @@ import io
 
 import numpy as np
 
+from restore_cli.errors import ImageError
 from restore_cli.io import isobmff, plugins
 from restore_cli.io.image import DecodedImage
 from restore_cli.io.metadata import EXIF_PREFIX, Blocks, exif_orientation
@@ -42,7 +43,16 @@ def decode(data: bytes, name: str, max_pixels: int) -> StoredImage:
     return StoredImage(samples, bit_depth, heif.info.get("icc_profile") or None, blocks, applied=exif_orientation(exif))
 
 
+def require_encoder() -> None:
+    """ImageError, naming the package, where HEIC cannot be written (no pillow-heif, or a
+    libheif built without an HEVC encoder)."""
+    pillow_heif = plugins.load(*_PACKAGE, "writing HEIC files")
+    if not pillow_heif.libheif_info().get("HEIF"):
+        raise ImageError("writing HEIC files needs libheif with an HEVC encoder (x265); install the pillow-heif wheel from PyPI")
+
+
 def encode(samples: np.ndarray, bit_depth: int, image: DecodedImage, quality: int) -> bytes:
+    require_encoder()
     pillow_heif = plugins.load(*_PACKAGE, "writing HEIC files")
     channels = samples.shape[2]
     if bit_depth > 8:

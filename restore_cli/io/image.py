@@ -135,11 +135,11 @@ def check_depth(fmt: str, requested: int | None, name: str = "") -> None:
     if requested is None or requested in _requestable(fmt):
         return
     kind = "float samples" if requested == FLOAT_DEPTH else f"{requested}-bit samples"
-    holders = ", ".join(_EXTENSION_OF[other].lstrip(".") for other in DEPTHS if requested in _requestable(other))
+    holders = "|".join(_EXTENSION_OF[other].lstrip(".") for other in DEPTHS if requested in _requestable(other))
     prefix = f"{name}: " if name else ""
     raise ImageError(
         f"{prefix}{fmt} files cannot hold {kind} ({setting('depth')} {requested}); "
-        f"write {holders} instead ({setting('format')}), or choose another depth"
+        f"write a format that can ({setting('format')} {holders}) or choose another depth"
     )
 
 
@@ -206,8 +206,8 @@ def to_integer_levels(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     """Float [0, 1] to the unsigned integers a file of this depth stores. Rounds (not
     truncates) so that a decode/encode round trip returns the original values."""
     top = 2**bit_depth - 1
-    scaled = np.rint(np.nan_to_num(pixels, nan=0.0) * top)
-    return np.clip(scaled, 0, top).astype(np.uint8 if bit_depth <= 8 else np.uint16)
+    scaled = np.fmin(np.fmax(pixels * top, 0), top)  # fmax and fmin turn NaN into the bound, unlike clip
+    return np.rint(scaled).astype(np.uint8 if bit_depth <= 8 else np.uint16)
 
 
 def known_names() -> str:

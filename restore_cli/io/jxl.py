@@ -40,7 +40,7 @@ class Header:
 
 
 def decode(data: bytes, name: str, max_pixels: int) -> StoredImage:
-    _require(name, "reading")
+    require("reading", name)
     boxes = _boxes(data) if data.startswith(SIGNATURE) else {}
     header = read_header(_codestream(data, boxes))
     if header.animated:
@@ -57,7 +57,7 @@ def decode(data: bytes, name: str, max_pixels: int) -> StoredImage:
 def encode(samples: np.ndarray, bit_depth: int, image: DecodedImage, quality: int) -> bytes:
     """100 is lossless; below, libjxl's own mapping of a JPEG-like quality to its distance.
     libjxl may already answer with a container (a level box for 16 bits)."""
-    _require("", "writing")
+    require("writing")
     planes = np.ascontiguousarray(samples.squeeze(2) if samples.shape[2] == 1 else samples)
     if quality == 100:
         codestream = imagecodecs.jpegxl_encode(planes, lossless=True)
@@ -78,7 +78,8 @@ def encode(samples: np.ndarray, bit_depth: int, image: DecodedImage, quality: in
     return encoded[:split] + metadata + encoded[split:]
 
 
-def _require(name: str, action: str) -> None:
+def require(action: str, name: str = "") -> None:
+    """ImageError, naming the package, where this imagecodecs has no JPEG XL codec."""
     if not imagecodecs.JPEGXL.available:
         prefix = f"{name}: " if name else ""
         raise ImageError(f"{prefix}{action} JPEG XL files needs imagecodecs built with libjxl; install the imagecodecs wheel from PyPI")
