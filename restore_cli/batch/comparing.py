@@ -3,8 +3,9 @@
 One input: the view goes to the file named. A batch: the name is a folder, and each view is
 named after its output (`<output stem>_compare.jpg`), in the output's folders below the
 outputs' common folder, so a recursive batch's views cannot collide. Like outputs, views are
-checked before any work: one that would replace an input or an output of the run, or two that
-would share a file, refuse the command. A view is a preview: an existing one is replaced.
+checked before any work: one that would replace an input or an output of the run, two that
+would share a file, or one that exists already (unless outputs may be overwritten) refuse the
+command.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ class CompareRule:
         return None if view is None else Path(view)
 
 
-def plan_views(target: str, jobs: list[Job], layout: Layout = "auto") -> CompareRule:
+def plan_views(target: str, jobs: list[Job], layout: Layout = "auto", overwrite: bool = False) -> CompareRule:
     """The rule for this run's views; UsageError if a view would replace an input or an output,
-    or share a file with another view."""
-    runnable = [job for job in jobs if job.problem is None]
+    share a file with another view, or (without `overwrite`) replace an existing file."""
+    runnable = [job for job in jobs if job.problem is None and not job.skip]
     folder = target.endswith(("/", os.sep)) or Path(target).is_dir() or len(runnable) > 1
     if folder and Path(target).is_file():
         raise UsageError(f"{setting('compare')} {target} is a file, but {len(runnable)} inputs need a folder of views; give a folder")
@@ -58,6 +59,8 @@ def plan_views(target: str, jobs: list[Job], layout: Layout = "auto") -> Compare
         clash = taken.get(_key(view))
         if clash is not None:
             raise UsageError(f"the view {view} of {job.name} would replace {clash}; choose another {setting('compare')}")
+        if not overwrite and view.exists():
+            raise UsageError(f"{view} already exists; pass {setting('overwrite')} to replace it, or choose another {setting('compare')}")
         taken[_key(view)] = "another view"
         views[job.sources] = str(view)
     return CompareRule(layout, views)

@@ -176,7 +176,7 @@ def _file_options(options: TaskOptions, jobs: list[planning.Job]) -> pipeline.Fi
     """Depth, RAW development and before/after views, checked against the planned outputs."""
     if options.depth not in (None, 8, 16, 32):
         raise UsageError(f"--depth {options.depth}: choose 8, 16 or 32 (float TIFF)")
-    compare = comparing.plan_views(options.compare, jobs, options.compare_layout) if options.compare else None
+    compare = comparing.plan_views(options.compare, jobs, options.compare_layout, options.overwrite) if options.compare else None
     files = pipeline.FileOptions(options.depth, RawOptions(options.raw_wb, options.raw_demosaic), compare)
     files.check(jobs, options.format)
     return files

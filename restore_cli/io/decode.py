@@ -94,7 +94,7 @@ def _refuse_devices(path: Path, name: str) -> None:
 
 
 def _decode(data: bytes, name: str, max_pixels: int, raw_options: RawOptions) -> DecodedImage:
-    fmt = magic.family(data)
+    fmt = magic.family(data, name)
     if fmt == "RAW":
         stored = raw.decode(data, name, max_pixels, raw_options)
     elif fmt is not None:

@@ -7,17 +7,22 @@ PNG, JPEG, TIFF, WebP and BMP (and names what it cannot read).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from restore_cli.io import jxl, raw
+from restore_cli.io.image import RAW_EXTENSIONS
 
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"mif2", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 
 
-def family(data: bytes) -> str | None:
-    """'HEIF', 'AVIF', 'JXL' or 'RAW' (a camera RAW of any make), or None for Pillow's formats."""
+def family(data: bytes, name: str = "") -> str | None:
+    """'HEIF', 'AVIF', 'JXL' or 'RAW' (a camera RAW of any make), or None for Pillow's formats.
+    A TIFF-structured file named as a RAW is one even if its IFDs are damaged, so the error
+    comes from LibRaw rather than from a TIFF reader."""
     if data.startswith((jxl.SIGNATURE, jxl.CODESTREAM)):
         return "JXL"
-    if raw.is_camera_raw(data):
+    if raw.is_camera_raw(data) or (Path(name).suffix.lower() in RAW_EXTENSIONS and data[:2] in (b"II", b"MM")):
         return "RAW"
     brands = _brands(data)
     if brands & _AVIF_BRANDS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal
 
 from restore_cli.io import ifd, isobmff, plugins
@@ -75,6 +76,14 @@ def _has_raw_ifd(data: bytes) -> bool:
 
 def decode(data: bytes, name: str, max_pixels: int, options: RawOptions) -> StoredImage:
     rawpy = plugins.load("rawpy", "rawpy", "reading camera RAW files", name)
+    try:
+        return _develop(rawpy, data, name, max_pixels, options)
+    except rawpy.LibRawError as error:  # LibRaw's messages arrive as bytes
+        reason = error.args[0] if error.args else type(error).__name__
+        raise ValueError(reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)) from error
+
+
+def _develop(rawpy: ModuleType, data: bytes, name: str, max_pixels: int, options: RawOptions) -> StoredImage:
     with rawpy.imread(io.BytesIO(data)) as raw:
         flip = raw.sizes.flip
         width, height = raw.sizes.width, raw.sizes.height
@@ -88,10 +97,10 @@ def decode(data: bytes, name: str, max_pixels: int, options: RawOptions) -> Stor
             gamma=_SRGB_CURVE,
             no_auto_bright=True,
         )
-    return StoredImage(rgb, 16, None, _blocks(data), applied=_FLIPS.get(flip, 1))
+    return StoredImage(rgb, 16, None, raw_blocks(data), applied=_FLIPS.get(flip, 1))
 
 
-def _blocks(data: bytes) -> Blocks:
+def raw_blocks(data: bytes) -> Blocks:
     """The camera's EXIF (and a DNG's XMP); a RAW's resolution tags describe no print size."""
     if data.startswith(b"FUJIFILMCCD-RAW"):
         return Blocks(exif=_raf_exif(data))
