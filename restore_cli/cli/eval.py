@@ -180,6 +180,7 @@ def eval_command(
     max_memory: Optional[str] = typer.Option(None, "--max-memory", metavar="SIZE", help="Memory budget, e.g. 4GB."),
     tlc: bool = typer.Option(False, "--tlc", help="Test-time local statistics (TLC, Chu et al. 2022), as in their tables."),
     tlc_window: Optional[int] = typer.Option(None, "--tlc-window", metavar="N", help="TLC's window side in pixels (default 384); implies --tlc."),
+    compare: Optional[Path] = typer.Option(None, "--compare", metavar="FOLDER", help="With --task: before/after views of the worst and best images (by PSNR) in FOLDER."),
 ) -> None:
     """PSNR / SSIM as in the paper: of existing results, or of a model run on a benchmark."""
     try:
@@ -188,12 +189,12 @@ def eval_command(
         scoring = ScoringOptions(y_channel if y_channel is not None else task is Task.derain, border)
         if task is None:
             given = {"--sigma": sigma, "--dataset": dataset, "--input": rainy, "--target": target}
-            model_options = {"--model": model, "--weights": weights, "--tlc": tlc or None, "--tlc-window": tlc_window}
+            model_options = {"--model": model, "--weights": weights, "--tlc": tlc or None, "--tlc-window": tlc_window, "--compare": compare}
             request = paired_request(paths or [], scoring, {**given, **model_options})
         else:
             _refuse(f"--task {task.value}", {"PRED/GT": paths or None})
             _check_model(model, weights)
-            chosen = {"model": model, "weights": weights, "download_progress": RichDownloadBar}
+            chosen = {"model": model, "weights": weights, "download_progress": RichDownloadBar, "compare": compare}
             chosen["engine"] = engine_options(device, precision, tile, overlap, max_memory, tlc, tlc_window, allow_slow_precision)
             if task is Task.denoise:
                 _refuse("--task denoise", {"--input": rainy, "--target": target})

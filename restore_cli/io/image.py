@@ -96,9 +96,9 @@ class DecodedImage:
 
     @property
     def levels_depth(self) -> int:
-        """The integer depth (8 or 16 bits) that holds every sample without loss: what scores
-        and training data quantise to."""
-        return 8 if self.bit_depth == 8 else 16
+        """The integer depth that holds the samples: the source's own, 16 for float samples.
+        What scores and training data quantise to."""
+        return min(self.bit_depth, 16)
 
 
 def is_image_name(path: str | os.PathLike) -> bool:

@@ -12,8 +12,9 @@ than the whole run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -22,7 +23,10 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from restore_cli.errors import ImageError, MetricError, UsageError, one_line, setting
+from restore_cli.io.comparison import compare_view
 from restore_cli.io.decode import read_image
+from restore_cli.io.encode import write_image
+from restore_cli.io.image import with_pixels
 from restore_cli.io.pairing import Pair, Problem, pair_folders
 from restore_cli.quality import metrics
 
@@ -89,16 +93,16 @@ def run_step(name: str, path: Path, step: Step) -> Outcome:
 def score_files(pair: Pair, options: ScoringOptions) -> metrics.Score:
     """Score a saved result against its reference, at the reference's bit depth."""
     prediction, reference = read_image(pair.source), read_image(pair.reference)
-    return _score(prediction.pixels, reference.pixels, reference.bit_depth, options)
+    return _score(prediction.pixels, reference.pixels, reference.levels_depth, options)
 
 
 def denoise_and_score(restorer: Any, clean_path: Path, sigma: float, options: ScoringOptions) -> metrics.Score:
     """The official Gaussian-denoising protocol for one clean image."""
     clean = read_image(clean_path)
     _check_channels(clean.channels, restorer)
-    noisy = metrics.gaussian_noise_input(clean.pixels, clean.bit_depth, sigma)
+    noisy = metrics.gaussian_noise_input(clean.pixels, clean.levels_depth, sigma)
     restored = restorer.restore(noisy)
-    return _score(restored, clean.pixels, clean.bit_depth, options)
+    return _score(restored, clean.pixels, clean.levels_depth, options)
 
 
 def restore_and_score(restorer: Any, pair: Pair, options: ScoringOptions) -> metrics.Score:
@@ -106,7 +110,7 @@ def restore_and_score(restorer: Any, pair: Pair, options: ScoringOptions) -> met
     degraded, target = read_image(pair.source), read_image(pair.reference)
     _check_channels(degraded.channels, restorer)
     restored = restorer.restore(degraded.pixels)
-    return _score(restored, target.pixels, target.bit_depth, options)
+    return _score(restored, target.pixels, target.levels_depth, options)
 
 
 def _check_channels(channels: int, restorer: Any) -> None:
@@ -220,6 +224,8 @@ class Request:
     engine: dict[str, Any] = field(default_factory=dict)
     download_progress: Progress = True
     """How a model download is shown (see ``restore_cli.model.download.Progress``)."""
+    compare: Path | None = None
+    """A folder for before/after views of the worst and the best scored images."""
 
 
 def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
@@ -237,9 +243,33 @@ def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
         model = default_model(request.task, request.sigma, first_channels(p.source for p in pairs))
     restorer = build_restorer(model, request.weights, request.engine, request.download_progress)
     outcomes = [run_step(p.name, p.source, _model_step(request, restorer, p)) for p in pairs]
+    if request.compare is not None:
+        write_extreme_views(request, restorer, pairs, outcomes)
     benchmark = benchmark_name(request.sources)
     paper = paper_psnr(model, benchmark, request.sigma, tlc=request.engine.get("tlc_window") is not None)
     return unpaired + outcomes, summarise(unpaired + outcomes, benchmark, model, paper)
+
+
+def write_extreme_views(request: Request, restorer: Any, pairs: list[Pair], outcomes: list[Outcome]) -> list[Path]:
+    """Before/after views (`io.comparison`) of the lowest and highest PSNR images, named
+    worst_<name>.jpg and best_<name>.jpg: the two are restored again, the model input being
+    exactly the scored one (the seeded noise for denoising)."""
+    scored = sorted((o for o in outcomes if o.score is not None and math.isfinite(o.score.psnr)), key=lambda o: o.score.psnr)  # type: ignore[union-attr]
+    by_name = {pair.name: pair for pair in pairs}
+    assert request.compare is not None
+    request.compare.mkdir(parents=True, exist_ok=True)
+    written = []
+    for label, outcome in {"worst": scored[0], "best": scored[-1]}.items() if scored else ():
+        pair = by_name[outcome.name]
+        if request.task is Task.denoise:
+            clean = read_image(pair.reference)
+            before = replace(clean, pixels=metrics.gaussian_noise_input(clean.pixels, clean.levels_depth, request.sigma))  # type: ignore[arg-type]
+        else:
+            before = read_image(pair.source)
+        path = request.compare / f"{label}_{outcome.name}.jpg"
+        write_image(compare_view(before, with_pixels(before, restorer.restore(before.pixels))), path, quality=90)
+        written.append(path)
+    return written
 
 
 def _nothing_to_score(sources: Path, references: Path) -> str:

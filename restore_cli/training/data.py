@@ -110,7 +110,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
         image = read_image(path)
     except ImageError as error:
         raise DataError(f"{error}; or move it out of the training folder") from None
-    return to_integer_levels(image.pixels, image.bit_depth), image.bit_depth
+    return to_integer_levels(image.pixels, image.levels_depth), image.levels_depth
 
 
 def _example(name: str, path: Path) -> Example:

@@ -4,6 +4,7 @@ and out, --strength, --depth, --compare, and one clear line for each bad file or
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,22 @@ def test_heic_read_as_a_stream_and_written_to_stdout(picture: np.ndarray) -> Non
 
     assert result.exit_code == 0, result.stderr
     assert read_image(io.BytesIO(result.stdout_bytes)).source_format == "AVIF"
+
+
+def test_eval_shows_the_worst_and_best_images(tmp_path: Path) -> None:
+    (tmp_path / "input").mkdir()
+    (tmp_path / "target").mkdir()
+    for name, seed in (("1", 1), ("2", 2)):
+        clean = scene(32, 32, seed=seed)
+        Image.fromarray(clean).save(tmp_path / "target" / f"{name}.png")
+        Image.fromarray(np.clip(clean.astype(int) + 10 * seed, 0, 255).astype(np.uint8)).save(tmp_path / "input" / f"{name}.png")
+    task = ["eval", "--task", "derain", "--input", str(tmp_path / "input"), "--target", str(tmp_path / "target"), "--weights", str(WEIGHTS), "--json"]
+
+    result = runner.invoke(app, [*task, "--compare", str(tmp_path / "views")])
+    refused = runner.invoke(app, ["eval", str(tmp_path / "input"), str(tmp_path / "target"), "--compare", str(tmp_path / "views")])
+
+    assert result.exit_code == 0, result.output
+    rows = {row["input"]: row["psnr"] for row in map(json.loads, result.stdout.splitlines()) if row["type"] == "image"}
+    worst, best = sorted(rows, key=rows.get)  # type: ignore[arg-type]
+    assert sorted(path.name for path in (tmp_path / "views").iterdir()) == [f"best_{best}.jpg", f"worst_{worst}.jpg"]
+    assert_one_line_error(refused, 2, "--compare cannot be used when scoring PRED against GT")
