@@ -24,9 +24,9 @@ _SPEED = 6
 
 def decode(data: bytes, name: str, max_pixels: int) -> StoredImage:
     require("reading", name)
-    info = isobmff.read_heif(data)
-    if info.sequence:
+    if isobmff.find(data, b"moov") is not None:
         raise not_single(name, "is an animated AVIF")
+    info = isobmff.read_heif(data)
     if info.size is not None:
         check_size(info.size, name, max_pixels)
     samples = imagecodecs.avif_decode(data)

@@ -217,7 +217,6 @@ class HeifInfo:
     icc: bytes | None
     orientation: int
     bit_depth: int
-    sequence: bool
     size: tuple[int, int] | None
     """Width and height as stored (before irot), from the ispe property."""
 
@@ -239,7 +238,6 @@ def read_heif(data: bytes) -> HeifInfo:
         _icc(data, properties),
         _orientation(data, properties),
         _depth(data, meta, properties),
-        sequence=find(data, b"moov") is not None,
         size=size,
     )
 

@@ -332,8 +332,8 @@ def unsupported(image: DecodedImage, fmt: str) -> list[str]:
         "XMP": image.xmp,
         "IPTC/Photoshop": image.photoshop,
         "ICC profile": image.icc_profile,
-        # WebP keeps resolution only inside EXIF
-        "resolution": image.dpi if not (fmt == "WEBP" and image.exif) else None,
+        # these keep a resolution only inside EXIF
+        "resolution": image.dpi if not (fmt in ("WEBP", "HEIF", "AVIF", "JXL") and image.exif) else None,
     }
     left_out = []
     for name, block in present.items():

@@ -115,6 +115,15 @@ def test_jxl_keeps_its_samples_and_metadata(dtype: type, compress_xmp: bool) -> 
     assert (image.exif, image.xmp) == (EXIF, XMP)
 
 
+def test_an_animated_avif_is_refused() -> None:
+    frames = [Image.fromarray(scene(8, 8, seed=seed)) for seed in (1, 2)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "AVIF", save_all=True, append_images=frames[1:], duration=100)
+
+    with pytest.raises(ImageError, match="<stream>: is an animated AVIF; restore works on single images"):
+        read_image(io.BytesIO(buffer.getvalue()))
+
+
 def test_files_are_recognised_by_content_not_name(tmp_path: Path) -> None:
     disguised = tmp_path / "photo.jpg"
     disguised.write_bytes(photo_files.heic(scene(8, 8)))
