@@ -4,7 +4,7 @@ Each (tile, precision) runs in a fresh interpreter, so the peak RSS it reports
 (``ru_maxrss``) belongs to that one forward pass: peak minus the RSS just before the pass
 is what the activations and the allocator's slack took. A line fitted through the
 measurements gives the ``bytes = fixed + per_pixel * pixels`` model that
-``restore_cli.engine`` uses to pick tile sizes.
+``restore_cli.engine.budget`` uses to pick tile sizes.
 
     python benchmarks/memory_per_pixel.py --tiles 128 256 384 512 --depth full
 
@@ -23,8 +23,9 @@ import numpy as np
 import psutil
 import torch
 
-from restore_cli.engine import autocast_context, reuse_freed_memory
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.engine.allocator import reuse_freed_memory
+from restore_cli.engine.device import autocast_context
+from restore_cli.model.restormer import Restormer, RestormerConfig
 
 DEPTHS = {
     "full": RestormerConfig(),

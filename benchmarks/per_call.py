@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 
 from restore_cli.bench import timed
-from restore_cli.hardware import cpu_info
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.engine.hardware import cpu_info
+from restore_cli.model.restormer import Restormer, RestormerConfig
 
 TINY = RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1)
 

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from restore_cli.checkpoints import load_model
-from restore_cli.engine import Restorer, resolve_device
-from restore_cli.metrics import gaussian_noise_input, psnr
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.zoo import load_model
+from restore_cli.engine.device import resolve_device
+from restore_cli.engine.restorer import Restorer
+from restore_cli.quality.metrics import gaussian_noise_input, psnr
+from restore_cli.model.restormer import Restormer, RestormerConfig
 
 PHOTO = Path(__file__).parent.parent / "restore_cli" / "assets" / "3096.png"
 

@@ -11,8 +11,8 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from restore_cli.engine import reuse_freed_memory
-from restore_cli.restormer import Restormer
+from restore_cli.engine.allocator import reuse_freed_memory
+from restore_cli.model.restormer import Restormer
 
 SIDES = (512, 1024)
 

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import torch
 
-from restore_cli.images import read_image, write_image
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.io.decode import read_image
+from restore_cli.io.encode import write_image
+from restore_cli.model.restormer import Restormer, RestormerConfig
 
 ROOT = Path(__file__).parent.parent
 TINY = ROOT / "tests" / "data" / "golden" / "tiny_rgb_withbias.pth"

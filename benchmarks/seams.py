@@ -23,10 +23,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from restore_cli.checkpoints import load_model
-from restore_cli.engine import Restorer
-from restore_cli.metrics import psnr
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.model.zoo import load_model
+from restore_cli.engine.restorer import Restorer
+from restore_cli.quality.metrics import psnr
+from restore_cli.model.restormer import Restormer, RestormerConfig
 
 PHOTOS = Path(__file__).parent.parent / "tests" / "data" / "photos"
 

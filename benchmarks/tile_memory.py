@@ -23,8 +23,9 @@ import psutil
 import torch
 from PIL import Image
 
-from restore_cli.engine import Restorer, parse_memory_size
-from restore_cli.restormer import Restormer, RestormerConfig
+from restore_cli.engine.budget import parse_memory_size
+from restore_cli.engine.restorer import Restorer
+from restore_cli.model.restormer import Restormer, RestormerConfig
 
 PHOTO = Path(__file__).parent.parent / "restore_cli" / "assets" / "3096.png"
 

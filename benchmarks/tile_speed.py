@@ -27,8 +27,8 @@ import time
 def measure_side(side: int) -> dict:
     import torch
 
-    from restore_cli.engine import reuse_freed_memory
-    from restore_cli.restormer import Restormer
+    from restore_cli.engine.allocator import reuse_freed_memory
+    from restore_cli.model.restormer import Restormer
 
     reuse_freed_memory()
     torch.manual_seed(0)

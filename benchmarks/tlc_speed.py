@@ -24,9 +24,10 @@ import time
 import torch
 from tile_memory import run_some_tiles
 
-from restore_cli.engine import Restorer, reuse_freed_memory
-from restore_cli.restormer import Restormer, RestormerConfig
-from restore_cli.tlc import DEFAULT_WINDOW, window_grid
+from restore_cli.engine.allocator import reuse_freed_memory
+from restore_cli.engine.restorer import Restorer
+from restore_cli.model.restormer import Restormer, RestormerConfig
+from restore_cli.model.tlc import DEFAULT_WINDOW, window_grid
 
 FORMULATIONS = {"channels_last": True, "nchw": False}
 

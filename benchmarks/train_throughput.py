@@ -18,8 +18,8 @@ import time
 import torch
 
 from restore_cli.bench import describe_machine
-from restore_cli.engine import resolve_device
-from restore_cli.hardware import slow_precision_reason
+from restore_cli.engine.device import resolve_device
+from restore_cli.engine.hardware import slow_precision_reason
 from restore_cli.training.loop import Trainer
 from restore_cli.training.sizes import SIZES, new_model
 
