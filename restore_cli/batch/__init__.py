@@ -4,7 +4,8 @@ Planning (``planning``) turns inputs into jobs, deciding every output and refusi
 commands before any pixel is computed; ``pipeline.Pipeline.process_one(job) -> Result`` is
 the one step every executor runs, which never raises; executors schedule those steps
 (``local``: threads around inference in this process; ``ray_executor``: actors on a Ray
-cluster, the only module that imports Ray); ``executor.execute`` runs any of them with signal
+cluster, through a driver process of its own, ``ray_driver``, whose modules alone import
+Ray); ``executor.execute`` runs any of them with signal
 handling, and ``reporting.Reporter`` tells the user (progress, ``jsonl`` lines, exit codes).
 ``models`` loads each model once per run. It builds on ``io``, ``engine`` and ``model``; only
 the CLI imports it.

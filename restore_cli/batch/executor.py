@@ -16,6 +16,7 @@ from typing import Protocol
 from restore_cli.batch.pipeline import Result, describe_error, settled
 from restore_cli.batch.planning import Job
 from restore_cli.batch.reporting import EXIT_INTERRUPTED, EXIT_TERMINATED, Reporter
+from restore_cli.errors import UsageError
 
 
 class Terminated(BaseException):
@@ -52,24 +53,35 @@ class Executor(Protocol):
 def execute(jobs: Sequence[Job], executor: Executor, reporter: Reporter) -> int:
     """Run the batch with ``executor``, report it, and return the process exit code.
 
-    Jobs that failed in planning (a missing input) are reported first; then the executor
-    prepares (loads the model), only if some image is to be restored; an error there ends the
-    batch in one line before any image is read.
+    The executor prepares (loads the model; Ray's joins the cluster) only if some image is to be
+    restored; an error there ends the batch in one line before any image is read, and a
+    `UsageError` there (an unreachable cluster) before anything is written, not even JSON.
+    Jobs that failed in planning (a missing input) are reported first.
     """
     reporter.start(len(jobs))
     planned_failures = [result for result in map(settled, jobs) if result is not None and result.status == "failed"]
     runnable = [job for job in jobs if job.problem is None]
-    for result in planned_failures:
-        reporter.result(result)
+
+    def report_planned_failures() -> None:
+        while planned_failures:
+            reporter.result(planned_failures.pop(0))
+
     try:
         with _sigterm_raises():
             if any(not job.skip for job in runnable):
                 executor.prepare()
+            report_planned_failures()
             executor.run(runnable, reporter)
+    except UsageError:
+        reporter.abandon()
+        raise
     except KeyboardInterrupt:
+        report_planned_failures()
         return reporter.interrupted(EXIT_INTERRUPTED)
     except Terminated:
+        report_planned_failures()
         return reporter.interrupted(EXIT_TERMINATED)
     except Exception as error:  # the model could not be loaded: nothing can be restored
+        report_planned_failures()
         return reporter.fatal(describe_error(error))
     return reporter.finish()

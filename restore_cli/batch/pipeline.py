@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 Status = Literal["ok", "skipped", "failed"]
 _STDOUT_NAME = "stdout.png"
 """Stands for stdout when an output's format is worked out: PNG unless a format is given."""
+Failure = Literal["image", "worker", "cluster"]
+"""Why a job failed: its own input or output ("image": a bad file, a full disk), the Ray
+workers that kept dying while restoring it ("worker"), or the Ray cluster lost before it
+finished ("cluster": nothing is wrong with the image; rerun to finish it)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,13 @@ class Result:
     tiles: int | None = None
     seconds: float = 0.0
     error: str | None = None
+    failure: Failure | None = None
+    """None on a failed result means "image"."""
+    attempts: int = 1
+    """Tries it took: more than 1 when a Ray worker died holding it."""
+    memory_budget: int | None = None
+    """Bytes the tile plan was held to, where the engine fixed one for this image (a Ray
+    worker's share of its node, smaller on a retry after a kill for memory)."""
 
     def to_json(self) -> dict[str, Any]:
         size = None if self.width is None else {"width": self.width, "height": self.height}
@@ -64,6 +75,9 @@ class Result:
             "seconds": round(self.seconds, 3),
             "status": self.status,
             "error": self.error,
+            "failure": (self.failure or "image") if self.status == "failed" else None,
+            "attempts": self.attempts,
+            "memory_budget": self.memory_budget,
         }
 
 

@@ -1,182 +1,158 @@
-"""`--engine ray`: the batch's `Pipeline` steps on a Ray cluster, with nothing lost when a worker dies.
+"""`--engine ray`: the batch's `Pipeline` steps on a Ray cluster, every input accounted for whatever fails.
 
-Planning, the per-image step (`batch.Pipeline.process_one`, which never raises) and reporting
-(`executor.Reporter`) are the local engine's; only the scheduling differs. Each worker is a Ray
-actor that builds the model once, from weights the driver resolved, verified and put in Ray's
-object store, and then reads, restores and writes whole images itself: inputs and outputs live on
-a filesystem every node sees, and only job descriptions and results cross the network.
+Planning, the per-image step (`Pipeline.process_one`, which never raises) and reporting
+(`Reporter`) are the local engine's; only the scheduling differs. Workers are Ray actors
+(`ray_worker`) that build the model once, from weights this process resolved and verified, and
+read, restore and write whole images themselves: inputs and outputs live on a filesystem every
+node sees, and only job descriptions and results cross the network.
+
+Ray's driver runs in a child process (`ray_driver`, spoken to through `ray_protocol`), not here:
+Ray ends a driver outright when its node or its cluster goes, and prints its own log lines on
+the driver's stdout and stderr. Here, the child's output goes nowhere unless --debug, and its
+end, however abrupt, is an event this process reports: every input not finished gets a failed
+result saying the cluster was lost, the summary is still last, and one line says how to resume.
+Results are reported in job order, as the local engine reports them.
 
 Plain actors rather than Ray Data's `map_batches`: a result per image streams back the moment
-it exists (progress, JSON lines, exactly one result per input), a Ctrl-C can cancel the work in
-flight gracefully instead of killing writers mid-file, and a worker lost with its node is
-replaced while the survivors take over its images — where Ray Data retries whole blocks and
-waits for a restarted actor that may have nowhere to run. Ray places the actors, moves the
-weights and detects deaths; this module only keeps each actor fed and counts deaths per image.
+it exists, a Ctrl-C can cancel the work in flight gracefully instead of killing writers
+mid-file, and a worker lost with its node is replaced while the survivors take over its images.
 
-This is the only module that imports Ray, so `import restore_cli` and the local engine never do.
+This module does not import Ray (the driver and the workers do), but needs it installed.
 """
 
 from __future__ import annotations
 
-import logging
-import math
+import importlib.util
+import io
 import os
-from collections import deque
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-import ray
-from ray.exceptions import RayActorError, RayError
-
-from restore_cli.batch.models import EngineSettings, Model, ModelChoice, ModelSpec
-from restore_cli.batch.pipeline import FileOptions, Pipeline, Result, describe_error, settled
+from restore_cli.batch.models import EngineSettings, ModelChoice, ModelSpec
+from restore_cli.batch.pipeline import FileOptions, Result, settled
 from restore_cli.batch.planning import Job
+from restore_cli.batch.ray_protocol import (
+    Batch,
+    Cancel,
+    Channel,
+    ChannelClosed,
+    Connected,
+    Done,
+    Finished,
+    Lost,
+    Notice,
+    RayOptions,
+    Recipe,
+    Refused,
+    Start,
+    Unreachable,
+    Weights,
+    remove_leftovers,
+)
 from restore_cli.batch.reporting import Reporter
-from restore_cli.errors import WorkerError, current_spelling, install_spelling, setting
-from restore_cli.io.files import leftover_temp_files
+from restore_cli.errors import UsageError, WorkerError, current_spelling, setting
 
-MAX_DEATHS = 3
-"""An image whose worker died this many times while holding it is reported failed instead of
-being retried again: a photo that kills every worker it meets (out of memory) must not take the
-whole cluster down in turn."""
-QUEUED_PER_WORKER = 2
-"""Calls handed to each worker at a time: one running, one waiting, so a worker never idles
-for a round trip to the driver."""
-CANCEL_GRACE_SECONDS = 10.0
-"""After Ctrl-C, how long the workers get to notice the cancellation and finish a write."""
+if importlib.util.find_spec("ray") is None:  # as `import ray` would fail, for the CLI's hint
+    raise ModuleNotFoundError("No module named 'ray'", name="ray")
 
+__all__ = ["RayExecutor", "RayOptions", "connect_timeout", "read_weights"]
 
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how wide to run on the cluster, and how much each worker reserves."""
-
-    address: str | None = None
-    """None: RAY_ADDRESS if set, else a new local Ray instance on this machine's cores."""
-    workers: int | None = None
-    """None: as many as the cluster's CPUs (and GPUs, when workers take some) allow."""
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-    debug: bool = False
-    """Let Ray's own logs and the workers' output through to the terminal."""
+CONNECT_TIMEOUT_SECONDS = 30.0
+"""How long to wait for a cluster given by address (--ray-address, RAY_ADDRESS) to answer;
+RESTORE_RAY_CONNECT_TIMEOUT overrides it. Ray's own wait is minutes, with its log lines."""
+LOCAL_START_TIMEOUT_SECONDS = 180.0
+"""How long a new local Ray instance may take to start on a loaded machine."""
+SHUTDOWN_SECONDS = 20.0
+"""How long the driver gets to cancel the workers and shut Ray down before it is killed."""
+KILLED_FOR_MEMORY_HOOK = "RESTORE_TEST_KILLED_FOR_MEMORY"
+CONNECTION_LOST = Lost("the connection to the Ray cluster was lost (a node, its raylet or the cluster's head died)")
 
 
-@dataclass(frozen=True)
-class Weights:
-    """A checkpoint read and checked once by the driver, as every worker builds its model from it."""
-
-    state_dict: Any
-    """The tensors on the driver; an ObjectRef to them once shipped."""
-    source: str
-    """The file it came from, for error messages."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Everything a worker needs to build its pipeline; small, sent with each actor's creation."""
-
-    settings: EngineSettings
-    choice: ModelChoice
-    weights: dict[ModelSpec, Weights]
-    format: str | None
-    quality: int
-    max_pixels: int | None
-    cpus: float
-    gpus: float
-    spelling: dict[str, str] = field(default_factory=current_spelling)
-    files: FileOptions = field(default_factory=FileOptions)
-    """How the driver's messages name settings, so a worker's say the same."""
+def connect_timeout() -> float:
+    return float(os.environ.get("RESTORE_RAY_CONNECT_TIMEOUT", CONNECT_TIMEOUT_SECONDS))
 
 
 def read_weights(settings: EngineSettings, choice: ModelChoice) -> dict[ModelSpec, Weights]:
-    """Resolve (downloading if needed), verify and check every model the batch may use, on the
-    driver: workers never touch the model cache, so a cluster needs no shared one. Both the colour
-    and the gray model are read, since only a worker learns which images are gray."""
+    """Resolve (downloading if needed), verify and build every model the batch may use, here:
+    workers never touch the model cache, so a cluster needs no shared one. Both the colour and
+    the gray model are read, since only a worker learns which images are gray."""
+    import torch
+
     from restore_cli.model.zoo import load_model
 
     weights = {}
     for spec in dict.fromkeys((choice.color, choice.gray)):
         path = settings.checkpoint(spec)
-        weights[spec] = Weights(load_model(path).state_dict(), str(path))  # built once: a bad file fails here
+        buffer = io.BytesIO()
+        torch.save(load_model(path).state_dict(), buffer)  # built once: a bad file fails here
+        weights[spec] = Weights(buffer.getvalue(), str(path))
     return weights
 
 
-class _Worker:
-    """One Ray actor: the model built once, then one `process_one` per call."""
+class _Driver:
+    """The driver process: started on its own session (a terminal's Ctrl-C reaches `restore`
+    only, which cancels the batch through the driver), with stdin for our messages, a pipe for
+    its own, and its stdout and stderr on ours only with --debug."""
 
-    def __init__(self, recipe: Recipe) -> None:
-        import torch
-
-        from restore_cli.batch.models import Models
-
-        torch.set_num_threads(max(1, math.floor(recipe.cpus)))  # a fraction of a CPU still needs a thread
-        install_spelling(recipe.spelling)  # this process serves this batch alone
-        self._recipe = recipe
-        self._settings = _with_memory_share(recipe)
-        models = Models(recipe.choice, self._load)
-        self._notices: list[str] = []
-        self._pipeline = Pipeline(
-            models,
-            format=recipe.format,
-            quality=recipe.quality,
-            max_pixels=recipe.max_pixels,
-            files=recipe.files,
-            on_tiles=_stop_if_cancelled,
-            on_notice=self._notices.append,
-        )
-        self._problem: str | None = None
+    def __init__(self, options: RayOptions) -> None:
+        results_read, results_write = os.pipe()
+        sink = _debug_sink() if options.debug else subprocess.DEVNULL
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         try:
-            models.get(recipe.choice.color)
-        except Exception as error:  # kept for ready(): one clear line, not an actor death
-            self._problem = describe_error(error)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "restore_cli.batch.ray_driver", str(results_write)],
+                stdin=subprocess.PIPE,
+                stdout=sink,
+                stderr=sink,
+                pass_fds=(results_write,),
+                start_new_session=True,
+                env=env,
+            )
+        finally:
+            os.close(results_write)
+        assert self.process.stdin is not None
+        self.channel = Channel(read_fd=results_read, write_fd=self.process.stdin.fileno())
+        self.channel.send(Start(options, current_spelling()))
 
-    def _load(self, spec: ModelSpec) -> Model:
-        from restore_cli.model.checkpoints import build_model
+    def send(self, message: object) -> None:
+        self.channel.send(message)
 
-        weights = self._recipe.weights[spec]
-        return self._settings.wrap(spec, build_model(ray.get(weights.state_dict), source=weights.source))
+    def receive(self, timeout: float | None = None) -> object | None:
+        return self.channel.receive(timeout)
 
-    def ready(self) -> str | None:
-        """Answers once the model is built (None) or could not be (why, the same on every
-        worker): the driver sends images only to workers that answered None."""
-        return self._problem
-
-    def process(self, job: Job) -> Result:
-        return self._pipeline.process_one(job)
-
-    def notices(self) -> list[str]:
-        """The run-level warnings of this worker's images (metadata a format could not hold)."""
-        self._pipeline.warn_dropped_metadata()
-        return self._notices
-
-
-def _with_memory_share(recipe: Recipe) -> EngineSettings:
-    """Without --max-memory, a local run may plan tiles for most of the free memory; several
-    workers on one node would each do so and together run it out. Each worker takes the share
-    of its node's memory (or of its GPU's) that its reservation is of the node's CPUs (or GPU)."""
-    from restore_cli.engine.budget import default_memory_budget
-    from restore_cli.engine.device import resolve_device
-
-    settings = recipe.settings
-    if settings.max_memory is not None:
-        return settings
-    device = resolve_device(settings.device)
-    if device.type == "cuda":
-        share = min(1.0, recipe.gpus)
-    else:
-        node_id = ray.get_runtime_context().get_node_id()
-        node_cpus = next(node["Resources"].get("CPU", 1.0) for node in ray.nodes() if node["NodeID"] == node_id)
-        share = min(1.0, recipe.cpus / max(node_cpus, recipe.cpus))
-    return replace(settings, max_memory=str(int(default_memory_budget(device) * share)))
+    def stop(self, grace: float) -> None:
+        """Let the driver finish shutting Ray down within ``grace`` seconds (closing its stdin
+        cancels anything still running), then make sure it and what it started are gone."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(grace)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):  # a Ctrl-C here: stop waiting
+            pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the driver, and a local Ray's processes
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+        self.channel.close()
 
 
-def _stop_if_cancelled(done: int, total: int) -> None:
-    """Tile progress inside a worker: where a cancelled image stops, between tiles. Raised as
-    KeyboardInterrupt, which `process_one` does not turn into a result and Ray reads as a
-    cancelled task; a write in progress is never interrupted, so files stay whole."""
-    if ray.get_runtime_context().is_canceled():
-        raise KeyboardInterrupt
+def _debug_sink() -> int:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return subprocess.DEVNULL
 
 
 @dataclass
@@ -185,6 +161,7 @@ class RayExecutor:
 
     options: RayOptions
     recipe: Recipe
+    _driver: _Driver | None = None
 
     @classmethod
     def for_batch(
@@ -198,261 +175,224 @@ class RayExecutor:
         max_pixels: int | None,
         files: FileOptions = FileOptions(),
     ) -> RayExecutor:
-        recipe = Recipe(settings, choice, {}, format, quality, max_pixels, options.cpus_per_worker, options.gpus_per_worker, files=files)
-        return cls(options, recipe)
+        hook = frozenset(filter(None, os.environ.get(KILLED_FOR_MEMORY_HOOK, "").split(os.pathsep)))
+        recipe = Recipe(
+            settings, choice, {}, format, quality, max_pixels, options.cpus_per_worker, options.gpus_per_worker,
+            files=files, killed_for_memory_once=hook,
+        )  # fmt: skip
+        address = options.address or os.environ.get("RAY_ADDRESS") or None
+        return cls(replace(options, address=address), recipe)
 
     def prepare(self) -> None:
-        """Read the weights before the first image, so a missing or bad checkpoint is one error
-        before the batch, as with the local engine."""
-        self.recipe = replace(self.recipe, weights=read_weights(self.recipe.settings, self.recipe.choice))
+        """Before the first image: start the driver (Ray takes seconds to join or start), read
+        the weights meanwhile, then wait, within a bound, until the cluster holds a worker. An
+        unreachable cluster is a usage error (exit 2); a bad checkpoint or a cluster too small
+        is one error (exit 1), as with the local engine."""
+        address = self.options.address
+        if address not in (None, "auto", "local"):
+            _check_listening(address)
+        self._driver = _Driver(self.options)
+        try:
+            self.recipe = replace(self.recipe, weights=read_weights(self.recipe.settings, self.recipe.choice))
+            self._wait_connected()
+        except BaseException:
+            self.close(grace=0.0)  # nothing runs on the cluster yet; Ray may still be joining
+            raise
+
+    def _wait_connected(self) -> None:
+        assert self._driver is not None
+        address = self.options.address
+        bound = LOCAL_START_TIMEOUT_SECONDS if address in (None, "local") else connect_timeout()
+        started = time.monotonic()
+        try:
+            answer = self._driver.receive(timeout=bound)
+        except ChannelClosed:
+            answer = Unreachable("the Ray driver process ended")
+        waited = time.monotonic() - started
+        if isinstance(answer, Connected):
+            return
+        if isinstance(answer, Refused):
+            raise WorkerError(answer.message)
+        why = answer.why if isinstance(answer, Unreachable) else "no answer"
+        if address in (None, "local"):
+            raise WorkerError(f"a local Ray instance could not be started ({why}, after {waited:.0f} s)")
+        raise UsageError(
+            f"cannot reach the Ray cluster at {address}: {why} (waited {waited:.0f} s); "
+            f"check {setting('ray_address')} and that the cluster is up (`ray status` on its head node)"
+        )
+
+    def close(self, grace: float = SHUTDOWN_SECONDS) -> None:
+        if self._driver is not None:
+            self._driver.stop(grace)
+            self._driver = None
 
     def run(self, jobs: Sequence[Job], reporter: Reporter) -> list[Result]:
-        results: list[Result] = []
-
-        def report(result: Result) -> None:
-            results.append(result)
-            reporter.result(result)
-
+        in_order = _InOrder(reporter.result)
         todo = []
-        for job in jobs:
+        for index, job in enumerate(jobs):
             decided = settled(job)
             if decided is None:
-                todo.append(job)
+                todo.append((index, job))
             else:
-                report(decided)
-        if todo:
-            with _connected(self.options):
-                shipped = {spec: Weights(ray.put(w.state_dict), w.source) for spec, w in self.recipe.weights.items()}
-                recipe = replace(self.recipe, weights=shipped)
-                dispatcher = _Dispatcher(recipe, self.options, _worker_count(self.options, len(todo)), report)
-                for line in dispatcher.run(todo):
-                    reporter.notice(line)
-        return results
-
-
-@contextmanager
-def _connected(options: RayOptions) -> Iterator[None]:
-    """Join the cluster (or start a local Ray) for the batch; a process already connected, such
-    as a script using this library, keeps its connection."""
-    with _cluster_errors_kept_off_stdout(options.debug):
-        if ray.is_initialized():
-            yield
-            return
-        address = options.address or os.environ.get("RAY_ADDRESS") or "local"
-        ray.init(
-            address=address,
-            include_dashboard=False if address == "local" else None,
-            log_to_driver=options.debug,
-            logging_level=logging.INFO if options.debug else logging.ERROR,
-        )
+                in_order.add(index, decided)
+        if not todo:
+            self.close()
+            return in_order.results
+        assert self._driver is not None, "prepare() starts the driver"
+        started = time.time()
+        lost: Lost | None = None
         try:
-            yield
+            self._driver.send(Batch(self.recipe, todo))
+            lost = self._follow(in_order, reporter)
+        except ChannelClosed:
+            lost = CONNECTION_LOST
+        except Exception:
+            raise
+        except BaseException:  # Ctrl-C, SIGTERM
+            lost = self._cancelled(in_order, reporter)
+            if lost is None and not all(in_order.has(index) for index, _ in todo):
+                self.close()
+                self._account_for_outputs(todo, in_order, started)
+                in_order.flush()
+                raise
+            # else every input is reported: nothing was interrupted
         finally:
-            ray.shutdown()
+            self.close()
+        if lost is not None:
+            with _interrupts_deferred():
+                missing = self._account_for_outputs(todo, in_order, started)
+                for index, job in missing:
+                    in_order.add(index, _not_restored(job, lost.why))
+                reporter.lost(lost.why, len(missing))
+        return in_order.results
+
+    def _account_for_outputs(self, todo: list[tuple[int, Job]], in_order: _InOrder, started: float) -> list[tuple[int, Job]]:
+        """Once the driver is gone: an output this batch wrote whole whose result was lost on
+        the way (the driver died just after the worker wrote it) is reported ok; what a killed
+        write left is removed. Returns the jobs with no output."""
+        missing = []
+        choice = self.recipe.choice
+        model = str(choice.color) if choice.color == choice.gray else None
+        for index, job in todo:
+            if in_order.has(index):
+                continue
+            remove_leftovers(job)
+            if _written_since(job, started):
+                in_order.add(index, Result(job.name, job.output, "ok", model=model))
+            else:
+                missing.append((index, job))
+        return missing
+
+    def _follow(self, in_order: _InOrder, reporter: Reporter, deadline: float | None = None) -> Lost | None:
+        """Report what the driver sends until it is done (None) or the batch is lost."""
+        assert self._driver is not None
+        lost = None
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                message = self._driver.receive(timeout)
+            except ChannelClosed:  # Ray ended the driver: its node, its raylet or the head died
+                return lost or CONNECTION_LOST
+            if message is None or isinstance(message, Done):
+                return lost
+            if isinstance(message, Finished):
+                in_order.add(message.index, message.result)
+            elif isinstance(message, Notice):
+                reporter.notice(message.line)
+            elif isinstance(message, Lost):
+                lost = message
+            elif isinstance(message, Refused):
+                raise WorkerError(message.message)
+
+    def _cancelled(self, in_order: _InOrder, reporter: Reporter) -> Lost | None:
+        """Ctrl-C or SIGTERM: the driver cancels the work and reports what finishes, within a
+        grace period; a second Ctrl-C stops waiting."""
+        assert self._driver is not None
+        try:
+            self._driver.send(Cancel())
+            return self._follow(in_order, reporter, deadline=time.monotonic() + SHUTDOWN_SECONDS)
+        except ChannelClosed:
+            return CONNECTION_LOST
+        except KeyboardInterrupt:
+            return None
+
+
+def _check_listening(address: str) -> None:
+    """A HOST:PORT nothing listens on is refused at once, rather than after Ray's long retries."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=min(5.0, connect_timeout())).close()
+    except OSError as error:
+        reason = "connection refused" if isinstance(error, ConnectionRefusedError) else error.strerror or type(error).__name__
+        raise UsageError(
+            f"cannot reach the Ray cluster at {address}: {reason}; "
+            f"check {setting('ray_address')} and that the cluster is up (`ray status` on its head node)"
+        ) from None
+
+
+class _InOrder:
+    """Reports results in job order, holding those that finish early until the ones before them
+    are in; a consumer then needs no knowledge of the engine to pair lines with inputs."""
+
+    def __init__(self, report: Callable[[Result], None]) -> None:
+        self._report = report
+        self._next = 0
+        self._waiting: dict[int, Result] = {}
+        self._seen: set[int] = set()
+        self.results: list[Result] = []
+
+    def add(self, index: int, result: Result) -> None:
+        self._seen.add(index)
+        self._waiting[index] = result
+        while self._next in self._waiting:
+            self._emit(self._waiting.pop(self._next))
+            self._next += 1
+
+    def has(self, index: int) -> bool:
+        return index in self._seen
+
+    def flush(self) -> None:
+        """Interrupted: report whatever is held, in order, leaving gaps for what never finished."""
+        for index in sorted(self._waiting):
+            self._emit(self._waiting.pop(index))
+
+    def _emit(self, result: Result) -> None:
+        self.results.append(result)
+        self._report(result)
+
+
+def _not_restored(job: Job, why: str) -> Result:
+    return Result(job.name, job.output, "failed", error=f"{job.name}: not restored: {why}", failure="cluster")
+
+
+def _written_since(job: Job, started: float) -> bool:
+    """The job's output exists and was written after ``started``: by this batch, and whole,
+    since every write is a rename of a finished temp file. (A second of slack: some
+    filesystems keep whole-second times.)"""
+    try:
+        return job.output is not None and os.stat(job.output).st_mtime >= started - 1.0
+    except OSError:
+        return False
 
 
 @contextmanager
-def _cluster_errors_kept_off_stdout(debug: bool) -> Iterator[None]:
-    """A Ray driver prints the cluster's error events ("a worker died...") to stdout, where
-    --json writes, whatever `log_to_driver` says. Here a dead worker is an expected event that
-    the dispatcher handles, so they are dropped, or sent to stderr with --debug. Ray offers no
-    setting for this; its driver looks the printer up at each message, so it is swapped for
-    the batch."""
-    from ray._private import worker as ray_worker
-
-    original = ray_worker.print_to_stdstream
-
-    def to_stderr_when_debugging(data: dict, ignore_prefix: bool) -> None:
-        if debug:
-            original({**data, "is_err": True}, ignore_prefix)
-
-    ray_worker.print_to_stdstream = to_stderr_when_debugging
+def _interrupts_deferred() -> Iterator[None]:
+    """A Ctrl-C that arrives while the last results are written waits until they are: the
+    report is finished whole (a second Ctrl-C then acts)."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    pending: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    except ValueError:  # not the main thread
+        yield
+        return
     try:
         yield
     finally:
-        ray_worker.print_to_stdstream = original
-
-
-def _worker_count(options: RayOptions, jobs: int) -> int:
-    """--workers, or as many as the cluster holds; a cluster that cannot hold even one worker is
-    an error now rather than a batch that waits forever for room."""
-    resources = ray.cluster_resources()
-    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
-    fit = int(cpus // options.cpus_per_worker)
-    if options.gpus_per_worker > 0:
-        fit = min(fit, int(gpus // options.gpus_per_worker))
-    if fit == 0:
-        raise WorkerError(
-            f"the Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs, too few for one worker with "
-            f"{setting('cpus_per_worker')} {options.cpus_per_worker:g} {setting('gpus_per_worker')} {options.gpus_per_worker:g}; "
-            "lower them or add nodes"
-        )
-    return min(options.workers if options.workers is not None else fit, jobs)
-
-
-@dataclass
-class _Held:
-    """A job handed to a worker, and how many workers have died holding it."""
-
-    job: Job
-    deaths: int
-    worker: Any
-
-
-@dataclass
-class _Dispatcher:
-    """Keeps every live worker fed from one queue; when a worker dies, its images go back to the
-    queue for the others (and a replacement is started, within a bound)."""
-
-    recipe: Recipe
-    options: RayOptions
-    size: int
-    report: Callable[[Result], None]
-    _queue: deque[tuple[Job, int]] = field(default_factory=deque)
-    _starting: dict[Any, Any] = field(default_factory=dict)
-    """ready() reference -> worker, for workers still building their model."""
-    _live: dict[Any, int] = field(default_factory=dict)
-    """Worker -> calls it holds."""
-    _held: dict[Any, _Held] = field(default_factory=dict)
-    """process() reference -> what it holds."""
-    _workers: list[Any] = field(default_factory=list)
-    _replacements: int = 0
-
-    def run(self, jobs: Sequence[Job]) -> list[str]:
-        """Report every job; return the workers' run-level warnings, each once."""
-        self._queue.extend((job, 0) for job in jobs)
-        self._replacements = self.size * MAX_DEATHS
-        try:
-            for _ in range(self.size):
-                self._start_worker()
-            while self._queue or self._held:
-                self._feed()
-                if not self._live and not self._starting:
-                    self._give_up("no Ray worker could be started or kept alive")
-                    break
-                (done,), _ = ray.wait([*self._held, *self._starting], num_returns=1)
-                self._settle(done)
-            return self._notices()
-        except BaseException:
-            self._cancel()
-            raise
-        finally:
-            self._stop_workers()
-
-    def _notices(self) -> list[str]:
-        answers = [worker.notices.remote() for worker in self._live]
-        lines: dict[str, None] = {}
-        for answer in answers:
-            try:
-                lines.update(dict.fromkeys(ray.get(answer)))
-            except RayActorError:
-                pass  # died after its last image: its warnings go with it
-        return list(lines)
-
-    def _start_worker(self) -> None:
-        worker = (
-            ray.remote(_Worker)
-            .options(
-                num_cpus=self.options.cpus_per_worker,
-                num_gpus=self.options.gpus_per_worker,
-                max_restarts=0,
-                max_task_retries=0,
-                scheduling_strategy="SPREAD",
-            )
-            .remote(self.recipe)
-        )
-        self._workers.append(worker)
-        self._starting[worker.ready.remote()] = worker
-
-    def _feed(self) -> None:
-        for worker, calls in self._live.items():
-            while calls < QUEUED_PER_WORKER and self._queue:
-                job, deaths = self._queue.popleft()
-                self._held[worker.process.remote(job)] = _Held(job, deaths, worker)
-                calls += 1
-            self._live[worker] = calls
-
-    def _settle(self, done: Any) -> None:
-        if done in self._starting:
-            worker = self._starting.pop(done)
-            try:
-                problem = ray.get(done)
-            except RayActorError:
-                self._replace(worker)
-                return
-            if problem is not None:
-                raise WorkerError(problem)
-            self._live[worker] = 0
-            return
-        held = self._held.pop(done)
-        try:
-            result = ray.get(done)
-        except RayActorError:
-            self._lost(held.worker, held)
-            return
-        self._live[held.worker] -= 1
-        self.report(result)
-
-    def _lost(self, worker: Any, first: _Held) -> None:
-        """A worker died (killed, out of memory, its node gone): everything it held goes back
-        to the queue, after its half-written temp files are removed."""
-        self._live.pop(worker, None)
-        others = [ref for ref, held in self._held.items() if held.worker is worker]
-        for held in [first, *(self._held.pop(ref) for ref in others)]:
-            _remove_leftovers(held.job)
-            if held.deaths + 1 >= MAX_DEATHS:
-                self.report(_died(held.job, held.deaths + 1))
-            else:
-                self._queue.appendleft((held.job, held.deaths + 1))
-        self._replace(worker)
-
-    def _replace(self, worker: Any) -> None:
-        self._live.pop(worker, None)
-        if self._replacements > 0 and self._queue:
-            self._replacements -= 1
-            self._start_worker()
-
-    def _give_up(self, why: str) -> None:
-        while self._queue:
-            job, _ = self._queue.popleft()
-            self.report(Result(job.name, job.output, "failed", error=f"{job.name}: {why}; rerun with {setting('skip_existing')}"))
-
-    def _cancel(self) -> None:
-        """Ctrl-C: queued calls are dropped, running ones stop at their next tile, and whatever
-        finishes within the grace period (writes included) is still reported."""
-        pending = list(self._held)
-        for ref in pending:
-            ray.cancel(ref)
-        finished, _ = ray.wait(pending, num_returns=len(pending), timeout=CANCEL_GRACE_SECONDS) if pending else ([], [])
-        for ref in finished:
-            try:
-                self.report(ray.get(ref))
-            except RayError:
-                pass
-            self._held.pop(ref)
-
-    def _stop_workers(self) -> None:
-        """Kill every worker, wait until Ray has seen them die, then remove what a write killed
-        midway left (only after an interrupt can a worker still hold an image here)."""
-        for worker in self._workers:
-            ray.kill(worker, no_restart=True)
-        deaths = [worker.ready.remote() for worker in self._workers]
-        ray.wait(deaths, num_returns=len(deaths), timeout=CANCEL_GRACE_SECONDS)
-        for held in self._held.values():
-            _remove_leftovers(held.job)
-
-
-def _remove_leftovers(job: Job) -> None:
-    if job.output is not None:
-        for path in leftover_temp_files(job.output):
-            path.unlink(missing_ok=True)
-
-
-def _died(job: Job, deaths: int) -> Result:
-    return Result(
-        job.name,
-        job.output,
-        "failed",
-        error=f"{job.name}: the Ray worker restoring it died {deaths} times (out of memory?); "
-        f"give workers more memory ({setting('cpus_per_worker')}) or a smaller {setting('tile')}, then rerun with {setting('skip_existing')}",
-    )
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from restore_cli.batch import jsonl
 from restore_cli.batch.pipeline import Result
 from restore_cli.batch.planning import STDIO
+from restore_cli.errors import setting
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -34,6 +35,9 @@ class Reporter:
     display: Display = "quiet"
     log_tiles: bool = False
     """Without the live display, write plain tile counts (for logs of engine measurements)."""
+    resume: str | None = None
+    """The command line that finishes this batch (the one typed, with --skip-existing), for the
+    message when a batch ends early; None words it generally."""
     _console: Console = field(init=False)
     _bar: Progress | None = field(init=False, default=None)
     _images: TaskID = field(init=False, default=TaskID(0))
@@ -43,6 +47,8 @@ class Reporter:
     _counts: dict[str, int] = field(init=False, default_factory=lambda: dict.fromkeys(("ok", "skipped", "failed"), 0))
     _open_line: bool = field(init=False, default=False)
     """A tile count was written without its newline; the next message starts a line first."""
+    _lost: str | None = field(init=False, default=None)
+    """Why the batch ended before every input could finish (the Ray cluster lost), in one line."""
 
     def __post_init__(self) -> None:
         self._console = Console(file=self.stderr, soft_wrap=True, markup=False, highlight=False, emoji=False)
@@ -74,7 +80,9 @@ class Reporter:
 
     def result(self, result: Result) -> None:
         self._counts[result.status] += 1
-        if result.error is not None:
+        if result.failure == "cluster":
+            pass  # said once for all of them, by lost()
+        elif result.error is not None:
             self._say(f"error: {result.error}")
         elif self.display == "lines":
             self._say(f"[{self._done}/{self._total}] {_outcome(result)}")
@@ -87,6 +95,15 @@ class Reporter:
         """A run-level warning, printed above the live display."""
         self._say(line)
 
+    def lost(self, why: str, missing: int) -> None:
+        """The batch ended before ``missing`` inputs could finish (each already reported failed,
+        without a line of its own): one line, after the summary, with how to resume."""
+        resume = f"`{self.resume}`" if self.resume else f"the same command with {setting('skip_existing')}"
+        self._lost = (
+            f"{why}; {missing} of {self._total} input(s) not restored, {self._counts['ok']} restored; "
+            f"finish the batch with {resume}"
+        )
+
     def finish(self) -> int:
         """The summary, and the exit code: 1 if any image failed."""
         code = EXIT_FAILED if self._counts["failed"] else EXIT_OK
@@ -94,7 +111,11 @@ class Reporter:
         if self.display != "quiet":
             counts = self._counts
             self._say(f"{counts['ok']} restored, {counts['skipped']} skipped, {counts['failed']} failed in {self._seconds():.1f} s")
-        self._json_summary("failed" if code else "done", code)
+        if self._lost is not None:
+            self._say(f"error: {self._lost}")
+            self._json_summary("failed", code, error=self._lost)
+        else:
+            self._json_summary("failed" if code else "done", code)
         return code
 
     def interrupted(self, code: int) -> int:
@@ -102,6 +123,10 @@ class Reporter:
         self._say(f"interrupted after {self._done} image(s); every file written is complete")
         self._json_summary("interrupted" if code == EXIT_INTERRUPTED else "terminated", code)
         return code
+
+    def abandon(self) -> None:
+        """The command turned out unusable before anything was written (exit 2): clear the display."""
+        self._stop()
 
     def fatal(self, message: str) -> int:
         """Nothing can be restored (the model did not load): one line, and exit 1."""

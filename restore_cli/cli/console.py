@@ -48,15 +48,37 @@ def flag_spelling(root: Any) -> Iterator[None]:
         yield
 
 
-def debug_logging() -> None:
+class _CurrentStderr(logging.StreamHandler):
+    """--debug's handler: writes to whatever sys.stderr is at the time of each record (a
+    command run in-process by a test or a script gets its own), and a record that cannot be
+    written is dropped: a debug log must never print a traceback of its own ("--- Logging
+    error ---")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_name("restore-debug")
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def debug_logging(enabled: bool = True) -> None:
     """--debug shows this package's own log and the tracebacks of unexpected errors; the
     libraries' debug chatter (Pillow's chunk-by-chunk PNG log, say) stays off. One handler,
-    on the current stderr, however many commands run in this process."""
+    however many commands run in this process; a command without --debug removes it, so an
+    earlier command's --debug does not leak into the next one."""
     package = logging.getLogger("restore_cli")
     for earlier in [handler for handler in package.handlers if handler.get_name() == "restore-debug"]:
         package.removeHandler(earlier)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.set_name("restore-debug")
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    package.addHandler(handler)
-    package.setLevel(logging.DEBUG)
+    package.setLevel(logging.DEBUG if enabled else logging.NOTSET)
+    if enabled:
+        package.addHandler(_CurrentStderr())

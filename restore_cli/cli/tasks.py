@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,8 +134,7 @@ def checkpoint_command(task: Task) -> Callable[..., None]:
 
 def run_task(task: Task, options: TaskOptions) -> None:
     """Plan, load and run; every outcome ends in typer.Exit with the documented exit code."""
-    if options.debug:
-        debug_logging()
+    debug_logging(options.debug)
     try:
         code = _run(task, options)
     except UsageError as error:
@@ -168,6 +168,7 @@ def _run(task: Task, options: TaskOptions) -> int:
         json=options.as_json,
         display="quiet" if options.quiet else "live" if sys.stderr.isatty() else "lines",
         log_tiles=task.log_tiles and not options.quiet,
+        resume=_resume_command(task.name),
     )
     return executor.execute(jobs, runner, reporter)
 
@@ -180,6 +181,16 @@ def _file_options(options: TaskOptions, jobs: list[planning.Job]) -> pipeline.Fi
     files = pipeline.FileOptions(options.depth, RawOptions(options.raw_wb, options.raw_demosaic), compare)
     files.check(jobs, options.format)
     return files
+
+
+def _resume_command(command: str) -> Optional[str]:
+    """The command line typed, made to finish what a batch left undone: --skip-existing, and
+    no --overwrite. None when this process was not started as that command (a library caller)."""
+    typed = sys.argv[1:]
+    if typed[:1] != [command]:
+        return None
+    kept = [arg for arg in typed if arg not in ("--overwrite", "--skip-existing")]
+    return shlex.join(["restore", *kept, "--skip-existing"])
 
 
 def _local_executor(

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,19 +30,23 @@ from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
 from tests.cli.test_hardening_cli import _digests, _photo
 from tests.cli.test_tasks import RGB_WITHBIAS, Photos, _invoke, _json_lines, _subprocess, one_thread, photos  # noqa: F401
-from tests.cli_assertions import assert_one_line_error
+from tests.cli_assertions import LOG_LINE, assert_one_line_error
 
 TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
 def cluster():
+    """The cluster, which `--engine ray` joins through RAY_ADDRESS (its driver is a process of
+    its own); this process joins it too, to add and remove nodes."""
     ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[test]" installs it)')
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.ERROR)
-    yield cluster
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_ADDRESS", cluster.address)
+        yield cluster
     ray.shutdown()
     cluster.shutdown()
 
@@ -109,10 +116,12 @@ def test_ray_writes_the_same_bytes_and_reports_as_local_with_a_damaged_file_fail
     reports = {}
     for engine, run in runs.items():
         lines = _json_lines(run.stdout)
-        reports[engine] = sorted(
-            (json.dumps({**line, "seconds": 0, "output": Path(line["output"]).relative_to(tmp_path / engine).as_posix()})
-             for line in lines[:-1]),
-        )
+        reports[engine] = [  # in job order, whichever engine ran (Ray's finish in any order)
+            {**line, "seconds": 0, "memory_budget": None, "output": Path(line["output"]).relative_to(tmp_path / engine).as_posix()}
+            for line in lines[:-1]
+        ]
+        budgets = {line["memory_budget"] for line in lines[:-1] if line["status"] == "ok"}
+        assert budgets == {None} if engine == "local" else None not in budgets and min(budgets) > 2**20
         assert lines[-1] | {"seconds": 0} == {
             "schema": 1, "type": "summary", "command": "run", "status": "failed", "exit_code": 1,
             "total": 7, "ok": 6, "skipped": 0, "failed": 1, "seconds": 0,
@@ -130,11 +139,11 @@ def test_ray_writes_the_same_bytes_and_reports_as_local_with_a_damaged_file_fail
 
 def _busy_workers() -> list[psutil.Process]:
     """Restore workers in the middle of an image, found by the title Ray gives actor processes
-    while they run a method (`ray::_Worker.process`)."""
+    while they run a method (`ray::Worker.process`)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if cmdline and cmdline[0].startswith("ray::_Worker.process"):
+        if cmdline and cmdline[0].startswith("ray::Worker.process"):
             found.append(process)
     return found
 
@@ -157,22 +166,25 @@ def test_a_worker_killed_mid_batch_loses_nothing(cluster, tmp_path: Path) -> Non
     _assert_whole_outputs_only(out, photos)
 
 
-def test_ctrl_c_exits_130_leaving_whole_files_and_skip_existing_finishes(cluster, tmp_path: Path) -> None:
+def test_ctrl_c_exits_130_reporting_every_whole_file_and_skip_existing_finishes(cluster, tmp_path: Path) -> None:
     photos = _photos(tmp_path / "in", 16)
     inputs = _digests(photos)
     out = tmp_path / "out"
     process = _subprocess(
-        "run", "--weights", RGB_WITHBIAS, tmp_path / "in", "-o", out, "--engine", "ray", "--ray-address", cluster.address
+        "run", "--weights", RGB_WITHBIAS, tmp_path / "in", "-o", out, "--engine", "ray", "--ray-address", cluster.address, "--json"
     )
     _wait_for(_has_outputs(out), running=lambda: process.poll() is None)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=TIMEOUT)
+    stdout, stderr = process.communicate(timeout=TIMEOUT)
 
     assert process.returncode == 130, stderr.decode()
     assert b"interrupted after" in stderr and b"Traceback" not in stderr
     _assert_whole_outputs_only(out, photos)
     finished = _digests(sorted(out.iterdir()))
     assert 1 <= len(finished) < len(photos)
+    lines = _json_lines(stdout.decode())
+    assert lines[-1]["status"] == "interrupted" and lines[-1]["ok"] == len(finished)  # every output on disk is counted
+    assert sorted(Path(line["output"]) for line in lines[:-1] if line["status"] == "ok") == sorted(finished)
 
     resumed = _restore(tmp_path / "in", "-o", out, "--skip-existing", "--json")
     assert resumed.exit_code == 0, resumed.output
@@ -180,6 +192,24 @@ def test_ctrl_c_exits_130_leaving_whole_files_and_skip_existing_finishes(cluster
     assert statuses.count("skipped") == len(finished) and statuses.count("ok") == len(photos) - len(finished)
     assert _digests(list(finished)) == finished and len(list(out.iterdir())) == len(photos)
     assert _digests(photos) == inputs
+
+
+def test_ctrl_c_after_the_last_image_is_not_an_interruption(cluster, tmp_path: Path) -> None:
+    """The SIGINT arrives once every image is reported, while Ray shuts down: the batch is done."""
+    photos = _photos(tmp_path / "in", 3)
+    process = _subprocess(
+        "run", "--weights", RGB_WITHBIAS, tmp_path / "in", "-o", tmp_path / "out", "--engine", "ray", "--json",
+        "--ray-address", cluster.address,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines = [json.loads(process.stdout.readline()) for _ in photos]
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=TIMEOUT)
+
+    assert process.returncode == 0, stderr.decode()
+    assert [line["status"] for line in lines] == ["ok"] * len(photos)
+    assert [json.loads(line)["status"] for line in rest.decode().splitlines()] == ["done"]
+    assert b"interrupted" not in stderr
 
 
 def test_a_node_removed_mid_batch_leaves_the_batch_to_the_other_nodes(cluster, tmp_path: Path) -> None:
@@ -248,3 +278,117 @@ def test_the_package_and_the_local_engine_never_import_ray(photos: Photos, tmp_p
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT)
     assert completed.returncode == 0, completed.stderr
     assert (tmp_path / "o.png").is_file()
+
+
+# ---------------------------------------------------------------- the cluster lost, memory, an unreachable address
+
+def _only_our_lines(stderr: str) -> list[str]:
+    """Every stderr line is one `restore` writes (a batch's log line or an error): Ray's own
+    (timestamps, `core_worker.cc:609:`) are none of them. Returns the errors."""
+    lines = stderr.splitlines()
+    assert [line for line in lines if not (LOG_LINE.fullmatch(line) or line.startswith("error: "))] == []
+    assert not re.search(r"\.cc:\d+|\b[0-9a-f]{24,}\b|\bIP\b|Traceback", stderr)  # no Ray text, node IDs or addresses
+    return [line for line in lines if line.startswith("error: ")]
+
+
+def test_the_cluster_lost_mid_batch_gives_every_input_a_result_and_the_command_to_resume(
+    cluster, tmp_path: Path, monkeypatch
+) -> None:
+    """A local Ray instance of its own (no RAY_ADDRESS), whose node dies with its agent: Ray
+    ends its driver outright. Then the command `restore` names finishes the batch, on the
+    shared cluster (RAY_ADDRESS), leaving the outputs already written untouched."""
+    photos = _photos(tmp_path / "in", 12)
+    out = tmp_path / "out"
+    with monkeypatch.context() as without_address:
+        without_address.delenv("RAY_ADDRESS")
+        process = _subprocess("run", "--weights", RGB_WITHBIAS, tmp_path / "in", "-o", out, "--engine", "ray", "--json")
+    _wait_for(_has_outputs(out), running=lambda: process.poll() is None)
+    agents = [p for p in psutil.Process(process.pid).children(recursive=True) if "DashboardAgent" in " ".join(p.cmdline())]
+    assert agents, "the local Ray instance has no node agent to kill"
+    agents[0].kill()
+    killed = time.monotonic()
+    stdout, stderr = process.communicate(timeout=TIMEOUT)
+
+    assert process.returncode == 1 and time.monotonic() - killed < 60
+    by_input = _one_result_per_input(stdout.decode(), photos)  # stdout is JSON lines only, summary last
+    lost = {name: line for name, line in by_input.items() if line["status"] == "failed"}
+    assert lost and {line["failure"] for line in lost.values()} == {"cluster"}
+    assert all("not restored: the connection to the Ray cluster was lost" in line["error"] for line in lost.values())
+    finished = _digests(sorted(out.iterdir()))
+    assert sorted(Path(line["output"]) for line in by_input.values() if line["status"] == "ok") == sorted(finished)
+    _assert_whole_outputs_only(out, photos)
+    (message,) = _only_our_lines(stderr.decode())
+    assert f"{len(lost)} of {len(photos)} input(s) not restored, {len(finished)} restored" in message
+    resume = re.search(r"finish the batch with `(restore [^`]*--skip-existing)`$", message)
+    assert resume is not None, message
+
+    resumed = _invoke(*shlex.split(resume.group(1))[1:])
+    assert resumed.exit_code == 0, resumed.output
+    statuses = [line["status"] for line in _one_result_per_input(resumed.stdout, photos).values()]
+    assert statuses.count("skipped") == len(finished) and statuses.count("ok") == len(lost)
+    assert _digests(list(finished)) == finished
+
+
+def test_workers_killed_for_memory_every_time_end_the_batch_with_a_result_per_input(tmp_path: Path, monkeypatch) -> None:
+    """Ray's memory monitor made strict for a Ray instance of this test's own: every worker is
+    killed as it starts."""
+    pytest.importorskip("ray", reason="Ray is not installed")
+    photos = _photos(tmp_path / "in", 3)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_memory_usage_threshold", "0.01")
+    started = time.monotonic()
+    result = _restore(tmp_path / "in", "-o", tmp_path / "out", "--json", "--workers", "1")
+
+    assert result.exit_code == 1 and time.monotonic() - started < TIMEOUT
+    by_input = _one_result_per_input(result.stdout, photos)
+    assert {line["status"] for line in by_input.values()} == {"failed"}
+    assert all("killed for memory" in line["error"] for line in by_input.values())
+    (message,) = _only_our_lines(result.stderr)
+    assert "every Ray worker was killed for memory; lower --workers or --max-memory" in message
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_an_image_whose_worker_is_killed_for_memory_is_retried_with_half_the_memory(
+    cluster, tmp_path: Path, monkeypatch
+) -> None:
+    """The test hook makes the first attempt at one image raise Ray's OutOfMemoryError, as a
+    worker killed by the memory monitor does; the other images are not touched."""
+    photos = _photos(tmp_path / "in", 4)
+    monkeypatch.setenv("RESTORE_TEST_KILLED_FOR_MEMORY", str(photos[1]))
+    runs = {engine: _restore(tmp_path / "in", "-o", tmp_path / engine, "--json", engine=engine) for engine in ("local", "ray")}
+
+    assert runs["ray"].exit_code == runs["local"].exit_code == 0, runs["ray"].output
+    _only_our_lines(runs["ray"].stderr)
+    lines = list(_one_result_per_input(runs["ray"].stdout, photos).values())
+    retried, others = lines[1], [lines[0], *lines[2:]]
+    assert retried["status"] == "ok" and retried["attempts"] == 2
+    assert {line["attempts"] for line in others} == {1}
+    assert retried["memory_budget"] < 0.75 * min(line["memory_budget"] for line in others)
+    for photo in photos:
+        assert (tmp_path / "ray" / photo.name).read_bytes() == (tmp_path / "local" / photo.name).read_bytes()
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections and never answers, as a wrong service or a firewall would."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_an_unreachable_cluster_is_one_line_within_the_bound(tmp_path: Path, silent_port: int, monkeypatch) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed")
+    _photo(tmp_path / "in" / "a.png")
+    monkeypatch.setenv("RESTORE_RAY_CONNECT_TIMEOUT", "3")
+    started = time.monotonic()
+    result = _restore(tmp_path / "in", "-o", tmp_path / "out", "--json", "--ray-address", f"127.0.0.1:{silent_port}")
+    assert time.monotonic() - started < 20
+    assert_one_line_error(result, 2, f"cannot reach the Ray cluster at 127.0.0.1:{silent_port}", "(waited 3 s)", "--ray-address")
+    assert result.stdout == "" and not (tmp_path / "out").exists()
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    refused = _restore(tmp_path / "in", "-o", tmp_path / "out", "--ray-address", f"127.0.0.1:{port}")
+    assert_one_line_error(refused, 2, f"cannot reach the Ray cluster at 127.0.0.1:{port}: connection refused")
