@@ -259,7 +259,7 @@ class RayExecutor:
         finally:
             self.close()
         if lost is not None:
-            with _interrupts_deferred():
+            with _interrupts_ignored():
                 missing = self._account_for_outputs(todo, in_order, started)
                 for index, job in missing:
                     in_order.add(index, _not_restored(job, lost.why))
@@ -378,21 +378,15 @@ def _written_since(job: Job, started: float) -> bool:
 
 
 @contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """A Ctrl-C that arrives while the last results are written waits until they are: the
-    report is finished whole (a second Ctrl-C then acts)."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-    pending: list[int] = []
+def _interrupts_ignored() -> Iterator[None]:
+    """While the last results of a lost batch are written: a Ctrl-C then would interrupt
+    nothing (every input gets its result), so it must not cut the report short."""
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    except ValueError:  # not the main thread
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals go elsewhere
         yield
         return
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if pending:
-        raise KeyboardInterrupt

@@ -349,7 +349,11 @@ def test_a_folder_batch_goes_on_past_a_bad_file_and_reports_json(photos: Photos,
         "seconds": lines[0]["seconds"],
         "status": "ok",
         "error": None,
+        "failure": None,
+        "attempts": 1,
+        "memory_budget": None,
     }
+    assert lines[1]["failure"] == "image"  # the input's own problem
     assert lines[3] | {"seconds": 0} == {
         "schema": 1, "type": "summary", "command": "derain", "status": "failed", "exit_code": 1,
         "total": 3, "ok": 2, "skipped": 0, "failed": 1, "seconds": 0,
