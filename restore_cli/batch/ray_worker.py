@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import psutil
 import ray
-from ray.exceptions import OutOfMemoryError
+from ray.exceptions import OutOfMemoryError, RayError
 
 from restore_cli.batch.models import EngineSettings, Models, ModelSpec
 from restore_cli.batch.pipeline import Pipeline, Result, describe_error
@@ -90,6 +90,8 @@ class Worker:
             self._network(recipe.choice.color)
             self._budget, self._held, self._floor = self._memory()
             self._models_for(0).get(recipe.choice.color)  # the engine too: a device it cannot use fails here
+        except RayError:
+            raise  # the weights lost with a node: a death, like any other, for the dispatcher
         except Exception as error:  # kept for ready(): one clear line, not an actor death
             self._problem = describe_error(error)
         self._pipeline = Pipeline(

@@ -3,7 +3,9 @@
 The cluster is started with Ray's own test utility (`ray.cluster_utils.Cluster`: real raylets
 and worker processes on this machine, 2 CPUs on the head node); nodes are added and removed
 for the multi-node test. Workers are killed for real (SIGKILL) and the driver is interrupted
-for real (SIGINT to a `restore` process). Without the `ray` extra these tests skip, except the
+for real (SIGINT to a `restore` process). The two faults that destroy a Ray instance (its node's
+agent killed, a memory monitor that kills every worker) get local instances of their own, which
+`restore` starts when RAY_ADDRESS is unset. Without the `ray` extra these tests skip, except the
 ones about not having it.
 """
 
