@@ -26,6 +26,21 @@ class ImageError(RestoreError):
     """A problem with an image file that the user can fix; str() is one line naming the file."""
 
 
+class StorageError(ImageError):
+    """An object in a store that cannot be read, listed or written (no such object, access
+    denied, a store that keeps failing); str() is one line naming the URL and the fix."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+        """The object (or its bucket) does not exist, as opposed to being unreachable."""
+
+
+class StorageSetupError(UsageError):
+    """URLs that cannot be used at all as given: the store's package is not installed, an
+    unknown protocol, a malformed storage option, credentials inside a URL (exit 2)."""
+
+
 class InputError(RestoreError):
     """An input the chosen model cannot take (wrong number of views, mismatched sizes)."""
 

@@ -28,6 +28,7 @@ from restore_cli.io.encode import check_output, write_image
 from restore_cli.io.image import DecodedImage, output_format, to_tensor, with_pixels
 from restore_cli.io.metadata import METADATA_BLOCKS, unsupported
 from restore_cli.io.raw import RawOptions
+from restore_cli.io.urls import is_url
 
 if TYPE_CHECKING:
     import torch
@@ -187,7 +188,8 @@ class Pipeline:
             if job.output == STDIO:
                 write_image(image, self.stdout, format=self.format, quality=self.quality, depth=depth)
             else:
-                _make_folder(Path(job.output).parent)
+                if not is_url(job.output):
+                    _make_folder(Path(job.output).parent)
                 write_image(image, job.output, format=self.format, quality=self.quality, depth=depth)
             if self.files.compare is not None and restored.before is not None:
                 write_view(self.files.compare, job, restored.before, image)

@@ -9,16 +9,17 @@ and knows nothing of models, the engine or how the jobs will be executed.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 from restore_cli.errors import ImageError, UsageError, setting
+from restore_cli.io import storage
 from restore_cli.io.image import default_extension, extension_for, is_image_name, output_format
+from restore_cli.io.urls import Location, is_url, location
 
 STDIO = "-"
 """As an input: read the image from stdin; as an output: write its bytes to stdout."""
@@ -65,7 +66,7 @@ class Job:
 
 @dataclass(frozen=True)
 class _Found:
-    sources: tuple[Path, ...]
+    sources: tuple[Location, ...]
     relative: Path
     """Where the output goes below an output folder: mirrors the input's place in its tree."""
     discovered: bool = False
@@ -73,7 +74,7 @@ class _Found:
     problem: str | None = None
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Location:
         return self.sources[0]
 
     @property
@@ -91,8 +92,12 @@ def read_name_list(stream: BinaryIO, null_separated: bool = False) -> list[str]:
     return [os.path.abspath(name) if name == STDIO else name for name in names]
 
 
+@storage.surveyed
 def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1, listed: Sequence[str] = ()) -> list[Job]:
     """Expand the command's inputs and decide every output; UsageError if the command is unsafe.
+
+    Inputs and outputs may be local paths or URLs (``s3://bucket/scans``), planned alike: a
+    URL's "folder" is the prefix of its objects.
 
     ``views=2`` takes the arguments as LEFT RIGHT pairs of dual-pixel views, named after LEFT.
     ``listed`` names (from ``--files-from``) are inputs too, taken as they are: never glob
@@ -101,6 +106,7 @@ def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1, listed: 
     if not arguments and not listed:
         raise UsageError(f"no inputs given; pass image files, folders, globs or - for stdin, or {setting('files_from')} FILE")
     everything = [*arguments, *listed]
+    storage.survey([*everything, *([naming.output] if naming.output else [])])
     if views > 1:
         found = _grouped(everything, views)
     else:
@@ -112,47 +118,47 @@ def plan_jobs(arguments: Sequence[str], naming: Naming, views: int = 1, listed: 
     _refuse_files_as_folders(planned)
     _refuse_collisions(planned)
     _refuse_overwriting_inputs(planned)
+    existing = _existing_outputs(planned, naming.existing)
     if naming.existing == "error":
-        _refuse_existing_outputs(planned)
-    return [_job(item, output, naming.existing) for item, output in planned]
+        _refuse_existing_outputs(planned, existing)
+    return [_job(item, output, naming.existing, existing) for item, output in planned]
 
 
 def _grouped(arguments: Sequence[str], views: int) -> list[_Found]:
     if len(arguments) % views or any(a == STDIO or _is_collection(a) for a in arguments):
         raise UsageError(f"give image files in groups of {views} views (LEFT RIGHT for dual-pixel)")
-    groups = [tuple(Path(a) for a in arguments[i : i + views]) for i in range(0, len(arguments), views)]
+    groups = [tuple(location(a) for a in arguments[i : i + views]) for i in range(0, len(arguments), views)]
     return [_Found(group, Path(group[0].name), problem=_missing(group)) for group in groups]
 
 
-def _missing(paths: Sequence[Path]) -> str | None:
+def _missing(paths: Sequence[Location]) -> str | None:
     """Found while planning, so a typo is reported before any model is loaded or downloaded."""
-    absent = next((path for path in paths if not os.path.lexists(path)), None)
-    return None if absent is None else f"{absent}: no such file; check the path"
+    return next((problem for problem in map(storage.problem, paths) if problem is not None), None)
 
 
 def _is_collection(argument: str) -> bool:
-    return Path(argument).is_dir() or _is_glob(argument)
+    return storage.is_dir(argument) or _is_glob(argument)
 
 
 def _is_glob(argument: str) -> bool:
-    return not Path(argument).exists() and bool(_GLOB_MAGIC.search(argument))
+    return bool(_GLOB_MAGIC.search(argument)) and not storage.exists(argument)
 
 
 def _expanded(arguments: Sequence[str], naming: Naming) -> list[_Found]:
-    avoid = Path(naming.output).resolve() if naming.output not in (None, STDIO) else None
+    avoid = storage.resolved(location(naming.output)) if naming.output not in (None, STDIO) else None
     return [item for argument in arguments for item in _expand(argument, naming.recursive, avoid)]
 
 
 def _listed(name: str, naming: Naming) -> _Found:
-    path = Path(name)
+    path = location(name)
     keeps_folders = naming.recursive and not path.is_absolute() and ".." not in path.parts
     return _Found((path,), path if keeps_folders else Path(path.name), problem=_missing([path]))
 
 
-def _expand(argument: str, recursive: bool, avoid: Path | None) -> list[_Found]:
+def _expand(argument: str, recursive: bool, avoid: Location | None) -> list[_Found]:
     """A missing plain path is kept as a failed job: the rest of the batch still runs."""
-    path = Path(argument)
-    if path.is_dir():
+    path = location(argument)
+    if storage.is_dir(argument):
         found = _scan(path, recursive, avoid)
         hint = "" if recursive else f" (pass {setting('recursive')} to include subfolders)"
         return found or [_Found((path,), path, problem=f"{argument}: no images in this folder{hint}")]
@@ -162,36 +168,34 @@ def _expand(argument: str, recursive: bool, avoid: Path | None) -> list[_Found]:
     return [_Found((path,), Path(path.name), problem=None if argument == STDIO else _missing([path]))]
 
 
-def _scan(folder: Path, recursive: bool, avoid: Path | None) -> list[_Found]:
+def _scan(folder: Location, recursive: bool, avoid: Location | None) -> list[_Found]:
     """Image files in a folder, skipping hidden ones (temp files of interrupted writes among them)
     and the output folder when it lies inside, so a rerun does not restore its own outputs."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
     found = []
-    for path in sorted(candidates):
-        relative = path.relative_to(folder)
+    for path in storage.files_in(folder, recursive):
+        relative = Path(path.relative_to(folder))  # type: ignore[arg-type]
         hidden = any(part.startswith(".") for part in relative.parts)
-        inside_output = avoid is not None and avoid in path.resolve().parents
-        if not hidden and not inside_output and path.is_file() and is_image_name(path):
+        inside_output = avoid is not None and avoid in storage.resolved(path).parents
+        if not hidden and not inside_output and is_image_name(str(path)):
             found.append(_Found((path,), relative, discovered=True))
     return found
 
 
 def _glob(pattern: str, recursive: bool) -> list[_Found]:
-    base = Path(*[part for part in _leading_plain_parts(pattern)])
-    matches = sorted(Path(match) for match in glob.glob(pattern, recursive=recursive))
+    base = _glob_base(pattern)
     return [
-        _Found((match,), match.relative_to(base) if recursive else Path(match.name), discovered=True)
-        for match in matches
-        if match.is_file() and is_image_name(match)
+        _Found((match,), Path(match.relative_to(base)) if recursive else Path(match.name), discovered=True)  # type: ignore[arg-type]
+        for match in storage.glob(pattern, recursive)
+        if is_image_name(str(match))
     ]
 
 
-def _leading_plain_parts(pattern: str) -> Iterator[str]:
-    """The folders before the first wildcard: what --recursive mirrors below -o."""
-    for part in Path(pattern).parent.parts:
-        if _GLOB_MAGIC.search(part):
-            return
-        yield part
+def _glob_base(pattern: str) -> Location:
+    """The folder before the first wildcard: what --recursive mirrors below -o."""
+    base = location(pattern).parent
+    while any(_GLOB_MAGIC.search(part) for part in base.parts):
+        base = base.parent
+    return base
 
 
 def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[str]) -> Callable[[_Found], str]:
@@ -203,17 +207,17 @@ def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[s
     if target is None:
         return lambda item: str(item.path.with_name(_output_name(item, naming)))
     if _needs_folder(target, found, arguments):
-        if Path(target).is_file():
+        if storage.is_file(target):
             raise UsageError(f"{setting('output')} {target} is a file, but the inputs need a folder; give a folder path")
         if not _named_as_folder(target) and is_image_name(target):
             inputs = f"{len(found)} inputs need" if len(found) > 1 else "a folder or pattern needs"
             raise UsageError(
                 f"{setting('output')} {target} looks like a file name, but {inputs} an output folder; "
-                f"give a folder ({setting('output')} {Path(target).stem}/) or a single input file"
+                f"give a folder ({setting('output')} {location(target).stem}/) or a single input file"
             )
         if found[0].is_stdin:
             raise UsageError(f"- (stdin) with an output folder: give {setting('output')} a file name, or {setting('output')} - for stdout")
-        return lambda item: str(Path(target, item.relative.parent, _output_name(item, naming)))
+        return lambda item: str(location(target).joinpath(item.relative.parent, _output_name(item, naming)))
     _check_output_format(target, naming.format)
     return lambda item: target
 
@@ -224,7 +228,7 @@ def _needs_folder(target: str, found: list[_Found], arguments: Sequence[str]) ->
 
 def _named_as_folder(target: str) -> bool:
     """An existing folder, or a path ending in a slash: `-o shots.jpg/` is a folder on purpose."""
-    return target.endswith(("/", os.sep)) or Path(target).is_dir()
+    return target.endswith(("/", os.sep)) or storage.is_dir(target)
 
 
 def _check_output_format(target: str, format: str | None) -> None:
@@ -238,21 +242,21 @@ def _output_name(item: _Found, naming: Naming) -> str:
     if naming.format is not None:
         extension = extension_for(output_format(item.path, naming.format))
     else:
-        extension = default_extension(item.path)
+        extension = default_extension(str(item.path))
     return f"{item.path.stem}{naming.stem_suffix}{extension}"
 
 
 def _drop_earlier_outputs(planned: list[tuple[_Found, str]]) -> list[tuple[_Found, str]]:
     """A found file that this very plan would produce is an earlier run's output, not a photo to restore."""
-    outputs = {_key(output) for _, output in planned if output != STDIO}
-    return [(item, output) for item, output in planned if not (item.discovered and _key(item.path) in outputs)]
+    outputs = {storage.key(output) for _, output in planned if output != STDIO}
+    return [(item, output) for item, output in planned if not (item.discovered and storage.key(item.path) in outputs)]
 
 
 def _refuse_files_as_folders(planned: list[tuple[_Found, str]]) -> None:
     """An output below an existing file can never be written: say so once, before any work,
-    rather than once per image after it."""
+    rather than once per image after it. Object stores have no folders to be in the way."""
     for _, output in planned:
-        if output == STDIO:
+        if output == STDIO or is_url(output):
             continue
         folder = next(parent for parent in Path(output).absolute().parents if parent.exists())
         if not folder.is_dir():
@@ -264,7 +268,7 @@ def _refuse_collisions(planned: list[tuple[_Found, str]]) -> None:
     for item, output in planned:
         if output == STDIO or item.problem:
             continue
-        earlier = claimed.setdefault(_key(output), item)
+        earlier = claimed.setdefault(storage.key(output), item)
         if earlier is not item:
             raise UsageError(
                 f"{earlier.path} and {item.path} would both be written to {output}; "
@@ -273,18 +277,27 @@ def _refuse_collisions(planned: list[tuple[_Found, str]]) -> None:
 
 
 def _refuse_overwriting_inputs(planned: list[tuple[_Found, str]]) -> None:
-    inputs = {_key(source): source for item, _ in planned for source in item.sources if not item.is_stdin}
+    inputs = {storage.key(source): source for item, _ in planned for source in item.sources if not item.is_stdin}
     for item, output in planned:
-        if output != STDIO and not item.problem and _key(output) in inputs:
+        if output != STDIO and not item.problem and storage.key(output) in inputs:
             raise UsageError(
                 f"{output} is an input and would be overwritten; choose another {setting('output')} or {setting('suffix')}"
             )
 
 
-def _refuse_existing_outputs(planned: list[tuple[_Found, str]]) -> None:
+def _existing_outputs(planned: list[tuple[_Found, str]], policy: Policy) -> set[str]:
+    """The planned outputs that exist, when the policy needs to know: in a store, learnt from
+    one listing per prefix. With overwrite nothing is looked at (credentials that may write but
+    not list are enough)."""
+    if policy == "overwrite":
+        return set()
+    return storage.existing(output for item, output in planned if output != STDIO and not item.problem)
+
+
+def _refuse_existing_outputs(planned: list[tuple[_Found, str]], present: set[str]) -> None:
     """Existing outputs are found before any work, and said once: a rerun into a full folder
     would otherwise fail every image in turn."""
-    existing = [output for item, output in planned if output != STDIO and not item.problem and os.path.lexists(output)]
+    existing = [output for item, output in planned if not item.problem and output in present]
     if len(existing) == 1:
         raise UsageError(f"{existing[0]} already exists; pass {setting('overwrite')} to replace it or {setting('skip_existing')} to keep it")
     if existing:
@@ -294,16 +307,10 @@ def _refuse_existing_outputs(planned: list[tuple[_Found, str]]) -> None:
         )
 
 
-def _key(path: str | Path) -> str:
-    """One spelling per file, so that ./a.png, a.png and a link to it are recognised as the same."""
-    return os.path.normcase(os.path.realpath(path))
-
-
-def _job(item: _Found, output: str, policy: Policy) -> Job:
+def _job(item: _Found, output: str, policy: Policy, existing: set[str]) -> Job:
     """A job for a planned output (with the "error" policy, existing outputs were refused before this)."""
     sources = tuple(STDIO if item.is_stdin else str(source) for source in item.sources)
     if item.problem:
         return Job(sources, None, problem=item.problem)
-    exists = output != STDIO and os.path.lexists(output)
-    return Job(sources, output, skip=exists and policy == "skip")
+    return Job(sources, output, skip=output in existing and policy == "skip")
 

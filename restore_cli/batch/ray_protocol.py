@@ -23,6 +23,7 @@ from restore_cli.batch.models import EngineSettings, ModelChoice, ModelSpec
 from restore_cli.batch.pipeline import FileOptions, Result
 from restore_cli.batch.planning import Job
 from restore_cli.errors import current_spelling
+from restore_cli.io import stores
 from restore_cli.io.files import leftover_temp_files
 
 
@@ -70,6 +71,9 @@ class Recipe:
     """How the driver's messages name settings, so a worker's say the same."""
     files: FileOptions = field(default_factory=FileOptions)
     """Output depth, RAW development and before/after views, as the local engine has them."""
+    storage_options: dict[str, Any] = field(default_factory=stores.current_options)
+    """The command's explicit options for object stores; credentials otherwise come from
+    each node's own configuration of its store (environment, config files, instance role)."""
     killed_for_memory_once: frozenset[str] = frozenset()
     """Test hook: inputs whose first attempt raises Ray's OutOfMemoryError, as if the memory
     monitor had killed the worker (from RESTORE_TEST_KILLED_FOR_MEMORY, os.pathsep-separated)."""

@@ -25,6 +25,7 @@ from restore_cli.batch.pipeline import Pipeline, Result, describe_error
 from restore_cli.batch.planning import Job
 from restore_cli.batch.ray_protocol import Recipe
 from restore_cli.errors import install_spelling
+from restore_cli.io import stores
 
 CPU_BUDGET_FRACTION = 0.5
 """Share of the node's available memory that all the workers on it may plan for together, as
@@ -79,6 +80,7 @@ class Worker:
 
         torch.set_num_threads(max(1, math.floor(recipe.cpus)))  # a fraction of a CPU still needs a thread
         install_spelling(recipe.spelling)  # this process serves this batch alone
+        stores.use_options(recipe.storage_options)
         self._recipe = recipe
         self._cancelled = threading.Event()
         self._networks: dict[ModelSpec, object] = {}

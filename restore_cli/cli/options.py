@@ -50,6 +50,7 @@ class TaskOptions:
     workers: Optional[int] = None
     cpus_per_worker: Optional[float] = None
     gpus_per_worker: Optional[float] = None
+    storage_option: Optional[List[str]] = None
     model: Optional[str] = None
     sigma: Optional[int] = None
     dual_pixel: bool = False
@@ -66,8 +67,8 @@ def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
 
 
 COMMON = [
-    _param("inputs", Optional[List[str]], typer.Argument(None, metavar="INPUT...", help="Image files, folders, glob patterns, or - for stdin.", show_default=False)),
-    _param("output", Optional[str], typer.Option(None, "-o", "--output", metavar="OUT", help="Output file, folder, or - for stdout. Default: next to each input as <stem>_<task>.<ext>.")),
+    _param("inputs", Optional[List[str]], typer.Argument(None, metavar="INPUT...", help="Image files, folders, glob patterns, URLs (s3://, gs://, az://...), or - for stdin.", show_default=False)),
+    _param("output", Optional[str], typer.Option(None, "-o", "--output", metavar="OUT", help="Output file, folder, URL (s3://bucket/clean/), or - for stdout. Default: next to each input as <stem>_<task>.<ext>.")),
     _param("model", Optional[str], typer.Option(None, "--model", metavar="NAME", help="Zoo model name instead of the task's default (see `restore models list`).")),
     _param("weights", Optional[Path], typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file (.pth/.safetensors) instead of a zoo model.")),
     _param("tile", str, typer.Option("auto", "--tile", metavar="auto|0|N", help="Tile side in pixels, auto (fit --max-memory) or 0 (whole image).")),
@@ -91,7 +92,7 @@ COMMON = [
     _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress, per-image lines or summary on stderr (errors are still shown).")),
     _param("offline", bool, typer.Option(False, "--offline", help="Use only models already in the cache.")),
     _param("debug", bool, typer.Option(False, "--debug", help="restore's own debug log, and tracebacks for unexpected errors.")),
-    _param("engine", Literal["local", "ray"], typer.Option("local", "--engine", metavar="local|ray", help="local: this process; ray: a Ray cluster (pip install \"restore-cli[ray]\"; paths must be visible to every node).")),
+    _param("engine", Literal["local", "ray"], typer.Option("local", "--engine", metavar="local|ray", help="local: this process; ray: a Ray cluster (pip install \"restore-cli[ray]\"; paths or URLs every node can reach).")),
     _param("ray_address", Optional[str], typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join: auto (the one this node is in) or HOST:PORT. Default: $RAY_ADDRESS, else a local Ray on this machine.")),
     _param("workers", Optional[int], typer.Option(None, "--workers", min=1, metavar="N", help="Ray workers, each with its own model (default: as many as the cluster's CPUs/GPUs allow).")),
     _param("cpus_per_worker", Optional[float], typer.Option(None, "--cpus-per-worker", metavar="N", help="CPUs each Ray worker reserves (and its torch threads). Default: 1.")),
@@ -103,6 +104,7 @@ COMMON = [
     _param("compare_layout", Literal["auto", "side", "split"], typer.Option("auto", "--compare-layout", metavar="auto|side|split", help="--compare view: side by side, or one picture split down the middle (auto: split when side by side would be small).")),
     _param("raw_wb", Literal["camera", "auto"], typer.Option("camera", "--raw-wb", metavar="camera|auto", help="Camera RAW white balance: as the camera measured it, or estimated from the picture.")),
     _param("raw_demosaic", Literal["ahd", "aahd", "dht", "dcb", "linear"], typer.Option("ahd", "--raw-demosaic", metavar="ahd|aahd|dht|dcb|linear", help="Camera RAW demosaicing (LibRaw's algorithms; ahd is its default).")),
+    _param("storage_option", Optional[List[str]], typer.Option(None, "--storage-option", metavar="KEY=VALUE", help="Passed to the object store's fsspec filesystem for URLs (e.g. endpoint_url=http://127.0.0.1:9000); repeatable. Credentials come from the store's own configuration (docs/storage.md).")),
 ]
 SIGMA = _param("sigma", Optional[int], typer.Option(None, "--sigma", metavar="15|25|50", help="Noise level 15, 25 or 50: use the non-blind Gaussian denoiser."))
 DUAL_PIXEL = _param("dual_pixel", bool, typer.Option(False, "--dual-pixel", help="INPUTs are LEFT RIGHT views of a dual-pixel capture."))

@@ -23,6 +23,7 @@ from restore_cli.cli.engine_options import check_engine_settings, engine_setting
 from restore_cli.cli.options import COMMON, DUAL_PIXEL, SIGMA, WEIGHTS_REQUIRED, TaskOptions
 from restore_cli.errors import UnknownModelError, UsageError
 from restore_cli.io.raw import RawOptions
+from restore_cli.io import stores
 
 if TYPE_CHECKING:
     from restore_cli.batch.ray_executor import RayOptions
@@ -136,7 +137,8 @@ def run_task(task: Task, options: TaskOptions) -> None:
     """Plan, load and run; every outcome ends in typer.Exit with the documented exit code."""
     debug_logging(options.debug)
     try:
-        code = _run(task, options)
+        with stores.options_in_force(stores.parse_options(options.storage_option or [])):
+            code = _run(task, options)
     except UsageError as error:
         fail(str(error), reporting.EXIT_USAGE)
     except Exception as error:
@@ -223,7 +225,7 @@ def _ray_executor(
     files: pipeline.FileOptions,
 ) -> executor.Executor:
     if any(job.output == planning.STDIO or planning.STDIO in job.sources for job in jobs):
-        raise UsageError("--engine ray reads and writes files every worker can see; - (stdin/stdout) needs --engine local")
+        raise UsageError("--engine ray reads and writes files or URLs every worker can reach; - (stdin/stdout) needs --engine local")
     return import_ray_executor().RayExecutor.for_batch(
         chosen, settings, choice, format=options.format, quality=options.quality, max_pixels=options.max_pixels, files=files
     )

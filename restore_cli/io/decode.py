@@ -25,12 +25,13 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from restore_cli.errors import ImageError, one_line
-from restore_cli.io import avif, heif, jxl, magic, metadata, raw
+from restore_cli.errors import ImageError, one_line, setting
+from restore_cli.io import avif, heif, jxl, magic, metadata, raw, storage
 from restore_cli.io.image import FLOAT_DEPTH, DecodedImage, describe
 from restore_cli.io.metadata import ORIENTATION_TAG
 from restore_cli.io.raw import RawOptions
 from restore_cli.io.stored import StoredImage, alpha_levels, check_size, not_single
+from restore_cli.io.urls import is_url
 
 # Largest image (width x height) that read_image decodes by default; callers raise it (or
 # pass max_pixels, which `--max-pixels` does) to accept bigger files. It replaces Pillow's
@@ -48,7 +49,8 @@ _PILLOW_LIMIT_LOCK = threading.Lock()
 def read_image(
     source: str | os.PathLike | BinaryIO, *, max_pixels: int | None = None, raw: RawOptions | None = None
 ) -> DecodedImage:
-    """Decode a file or binary stream, upright, with its metadata; ImageError on bad input.
+    """Decode a file, an object in a store (a URL) or a binary stream, upright, with its
+    metadata; ImageError on bad input.
 
     Images over ``max_pixels`` (default MAX_PIXELS) are refused before their pixels are
     decoded: a few bytes can declare a picture that would take all memory. ``raw`` says how
@@ -69,6 +71,8 @@ def read_image(
 
 
 def _read_bytes(source: str | os.PathLike | BinaryIO, name: str) -> bytes:
+    if is_url(source):
+        return storage.read_bytes(source)  # type: ignore[arg-type]
     try:
         if isinstance(source, (str, os.PathLike)):
             _refuse_devices(Path(source), name)

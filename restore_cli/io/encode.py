@@ -23,10 +23,11 @@ import tifffile
 from PIL import Image, PngImagePlugin
 
 from restore_cli.errors import ImageError, one_line
-from restore_cli.io import avif, heif, jxl, metadata
+from restore_cli.io import avif, heif, jxl, metadata, storage
 from restore_cli.io.files import atomic_write
 from restore_cli.io.image import FLOAT_DEPTH, DecodedImage, check_depth, describe, output_depth, output_format, to_integer_levels
 from restore_cli.io.metadata import EXIF_PREFIX
+from restore_cli.io.urls import is_url
 
 _OWN_ENCODERS = {"HEIF": heif.encode, "AVIF": avif.encode, "JXL": jxl.encode}
 _ENCODER_CHECKS = {"HEIF": heif.require_encoder, "AVIF": lambda: avif.require("writing"), "JXL": lambda: jxl.require("writing")}
@@ -43,7 +44,8 @@ def write_image(
     quality: int = 95,
     depth: int | None = None,
 ) -> None:
-    """Encode to memory first, then write atomically, so a failure never leaves a partial file.
+    """Encode to memory first, then write atomically (a local file) or in one upload (a URL),
+    so a failure never leaves a partial file or object.
 
     ``depth`` (8, 16 or FLOAT_DEPTH) overrides the source's depth; ImageError if the format
     cannot hold it."""
@@ -56,7 +58,9 @@ def write_image(
         raise
     except Exception as exc:
         raise ImageError(f"{name}: cannot encode image as {fmt} ({one_line(exc)}); try another output format") from exc
-    if isinstance(destination, (str, os.PathLike)):
+    if is_url(destination):
+        storage.write_bytes(destination, data)  # type: ignore[arg-type]
+    elif isinstance(destination, (str, os.PathLike)):
         _write_file(Path(destination), data)
     else:
         _write_stream(destination, data, name)

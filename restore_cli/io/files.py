@@ -12,6 +12,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from restore_cli.io.urls import is_url
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -33,7 +35,10 @@ def _temp_prefix(path: Path) -> str:
 def leftover_temp_files(path: str | os.PathLike) -> list[Path]:
     """Temp files of writes of ``path`` whose process was killed outright (SIGKILL, a lost
     node), which no clean-up code ran in. Only a caller that knows those writers are dead
-    may remove them: a live writer's temp file looks the same."""
+    may remove them: a live writer's temp file looks the same. An object in a store (a URL)
+    never has any: it is uploaded whole, in one request, to its final name."""
+    if is_url(path):
+        return []
     target = Path(path)
     name = re.compile(re.escape(_temp_prefix(target)) + r"[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))  # mkstemp's names
     return sorted(p for p in target.parent.glob(".*" + _TEMP_SUFFIX) if name.fullmatch(p.name))
