@@ -1,4 +1,5 @@
-"""Fixtures for the model-zoo tests: an isolated HF cache and a local fake Hub."""
+"""Fixtures for the model-zoo tests (an isolated HF cache and a local fake Hub) and for the
+object-storage tests (a real S3 server, once per session)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import pytest
 
 from restore_cli.batch.local import run_local
 from restore_cli.batch.planning import Naming, plan_jobs
-from restore_cli.io import stores
+from restore_cli.io import storage, stores
 from tests.batch.test_batch import _invert, _pipeline
 from tests.batch.test_ray_engine import TIMEOUT, _busy_workers, _photos
 from tests.cli.test_hardening_cli import _photo
@@ -141,6 +141,17 @@ def _count_s3_requests() -> list[str]:
     fs.connect()
     fs.s3.meta.events.register("before-call.s3", lambda model, **kwargs: calls.append(model.name))
     return calls
+
+
+def test_a_big_object_is_fetched_in_ranges_through_a_temporary_file(bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the one-request limit lowered to 1000 bytes, a 5500-byte object comes in 6 ranges
+    and back whole: a big TIFF streams rather than passing through memory twice."""
+    data = bytes(range(256)) * 21 + b"end"
+    url = bucket.put("big.bin", data[:5500])
+    monkeypatch.setattr(storage, "_IN_ONE_GO", 1000)
+    calls = _count_s3_requests()
+    assert storage.read_bytes(url) == data[:5500]
+    assert calls.count("GetObject") == 6
 
 
 # ---------------------------------------------------------------- interruptions and outages
