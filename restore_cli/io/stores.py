@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import mimetypes
 import os
 import random
 import re
@@ -36,9 +37,15 @@ EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "ab
 OBJECT_STORES = frozenset(EXTRAS)
 """Protocols whose "folders" are only key prefixes: nothing needs creating before a write, and
 an object appears whole, when its upload completes, or not at all."""
-_UPLOAD_OPTIONS: dict[str, dict[str, Any]] = {"s3": {"chunksize": 2**32}, "s3a": {"chunksize": 2**32}}
-"""s3fs sends an object in one PUT below 2 x chunksize (capped at S3's 5 GiB limit for a PUT):
-one request, no multipart upload that a killed worker could leave behind."""
+_UPLOAD_OPTIONS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "s3": lambda mime: {"chunksize": 2**32, "ContentType": mime},
+    "s3a": lambda mime: {"chunksize": 2**32, "ContentType": mime},
+    "gs": lambda mime: {"content_type": mime},
+    "gcs": lambda mime: {"content_type": mime},
+}
+"""What each store's upload is told: the object's Content-Type (so a browser or a CDN serves it
+as an image), and for s3fs a chunk size that keeps every object below S3's 5 GiB limit for one
+PUT in one request, with no multipart upload that a killed worker could leave behind."""
 
 RETRY_SECONDS = 60.0
 """How long a transient failure is retried, with backoff, before the file fails."""
@@ -54,7 +61,7 @@ _TRANSIENT_WORDS = (
 _SECRET_OPTION = re.compile(r"secret|token|password|credential|sas|key|connection_string", re.IGNORECASE)
 _SECRET_VARIABLES = (
     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET",
+    "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CLIENT_SECRET", "AZURE_CLIENT_SECRET",
 )  # fmt: skip
 
 _options: dict[str, Any] = {}
@@ -138,7 +145,8 @@ def filesystem(url: str) -> tuple[Any, str]:
 
 
 def upload_options(url: str) -> dict[str, Any]:
-    return _UPLOAD_OPTIONS.get(protocol_of(url), {})
+    options = _UPLOAD_OPTIONS.get(protocol_of(url))
+    return {} if options is None else options(mimetypes.guess_type(url)[0] or "application/octet-stream")
 
 
 # ---------------------------------------------------------------- retries and errors

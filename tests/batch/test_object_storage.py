@@ -67,6 +67,7 @@ def test_a_tree_in_the_store_comes_out_byte_identical_to_the_same_batch_on_local
 
     assert result.exit_code == 0 and result.stderr == "", result.output
     assert bucket.objects("out") == expected  # 16-bit, alpha, gray, metadata: the same bytes
+    assert bucket.fs.info(f"{bucket.prefix}/out/c.jpg")["ContentType"] == "image/jpeg"
     lines = _json_lines(result.stdout)
     assert {(line["input"], line["output"], line["status"]) for line in lines[:-1]} == {
         (bucket.url("in", name), bucket.url("out", name), "ok") for name in TREE
@@ -79,6 +80,8 @@ def test_a_tree_in_the_store_comes_out_byte_identical_to_the_same_batch_on_local
     assert listed.exit_code == 0 and bucket.objects("listed") == {"c.jpg": expected["c.jpg"], "a.png": expected["a.png"]}
     beside = _restore(bucket.url("in", "d.tif"))  # no -o: next to the input, in the bucket
     assert beside.exit_code == 0 and bucket.objects("in")["d_restored.tif"] == expected["d.tif"]
+    globbed = _restore(bucket.url("in", "*", "*.png"), "-o", bucket.url("globbed") + "/")
+    assert globbed.exit_code == 0 and bucket.objects("globbed") == {"g.png": expected["sub/g.png"], "alpha.png": expected["sub/alpha.png"]}
 
 
 def test_a_missing_key_a_forbidden_bucket_and_a_damaged_object_each_fail_alone(
