@@ -33,10 +33,9 @@ MAX_DEATHS = 3
 """An image whose worker died this many times while restoring it is reported failed instead of
 being retried again: a photo that kills every worker it meets must not take the cluster down in turn."""
 QUEUED_PER_WORKER = 2
-"""Calls handed to each worker at a time, run on as many of its threads: while one image is
-being restored the other is read or written, so fetching from a store and uploading overlap
-with the model, and a worker never idles for a round trip to the driver. The model itself runs
-one image at a time (`Worker.process`), so a worker holds at most two images."""
+"""Calls handed to each worker at a time: one running, one waiting, so a worker never idles
+for a round trip to the driver. One at a time, so that a worker killed (for memory, say) is
+counted against the one image it was restoring and the waiting one is retried uncounted."""
 CANCEL_GRACE_SECONDS = 10.0
 """After Ctrl-C, how long the workers get to notice the cancellation and finish a write."""
 PLACEMENT_GRACE_SECONDS = 300.0
@@ -154,7 +153,6 @@ class Dispatcher:
                 num_gpus=self.options.gpus_per_worker,
                 max_restarts=0,
                 max_task_retries=0,
-                max_concurrency=QUEUED_PER_WORKER,
                 scheduling_strategy="SPREAD",
             )
             .remote(self.recipe)

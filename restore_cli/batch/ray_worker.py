@@ -21,7 +21,7 @@ import ray
 from ray.exceptions import OutOfMemoryError, RayError
 
 from restore_cli.batch.models import EngineSettings, Models, ModelSpec
-from restore_cli.batch.pipeline import Loaded, Pipeline, Restored, Result, describe_error
+from restore_cli.batch.pipeline import Pipeline, Result, describe_error
 from restore_cli.batch.planning import Job
 from restore_cli.batch.ray_protocol import Recipe
 from restore_cli.errors import install_spelling
@@ -83,7 +83,6 @@ class Worker:
         stores.use_options(recipe.storage_options)
         self._recipe = recipe
         self._cancelled = threading.Event()
-        self._model_turn = threading.Lock()
         self._networks: dict[ModelSpec, object] = {}
         self._models: dict[int, Models] = {}
         self._notices: list[str] = []
@@ -113,22 +112,14 @@ class Worker:
         return self._problem
 
     def process(self, job: Job, halvings: int = 0) -> Result | None:
-        """The job's result, or None if the batch was cancelled before it finished.
-
-        `Pipeline.process_one`'s stages, with only the model's taken in turns: of the two calls
-        a worker holds, one computes while the other fetches or stores its image."""
+        """The job's result, or None if the batch was cancelled before it finished."""
         if self._cancelled.is_set():
             return None
         if halvings == 0 and job.name in self._recipe.killed_for_memory_once:
             raise OutOfMemoryError(f"test hook: {job.name} killed for memory")
+        self._pipeline.models = self._models_for(halvings)
         try:
-            loaded = self._pipeline.read(job)
-            if not isinstance(loaded, Loaded):
-                return replace(loaded, memory_budget=self.budget(halvings))
-            with self._model_turn:
-                self._pipeline.models = self._models_for(halvings)
-                restored = self._pipeline.restore(loaded)
-            result = self._pipeline.write(restored) if isinstance(restored, Restored) else restored
+            result = self._pipeline.process_one(job)
         except Cancelled:
             return None
         return replace(result, memory_budget=self.budget(halvings))
