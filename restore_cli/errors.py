@@ -26,6 +26,11 @@ class ImageError(RestoreError):
     """A problem with an image file that the user can fix; str() is one line naming the file."""
 
 
+class VideoError(RestoreError):
+    """A problem with a video file the user can fix (damaged, no video stream, a codec or
+    container that cannot be used); str() is one line naming the file and the fix."""
+
+
 class InputError(RestoreError):
     """An input the chosen model cannot take (wrong number of views, mismatched sizes)."""
 

@@ -14,11 +14,14 @@ import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 from restore_cli.errors import ImageError, UsageError, setting
 from restore_cli.io.image import is_image_name, output_format
+from restore_cli.io.video.names import FALLBACK_EXTENSION, is_video_name, looks_like_video
+from restore_cli.io.video.segments import SegmentWork
 
 STDIO = "-"
 """As an input: read the image from stdin; as an output: write its bytes to stdout."""
@@ -58,6 +61,10 @@ class Job:
     skip: bool = False
     problem: str | None = None
     """Why the job fails without being run (e.g. its output exists), as the user will read it."""
+    video: bool = False
+    """The source is a video: restored frame by frame, in segments (``batch.video``)."""
+    segment: SegmentWork | None = None
+    """One segment of a video, for an executor that spreads a video's segments over workers."""
 
     @property
     def name(self) -> str:
@@ -80,6 +87,14 @@ class _Found:
     @property
     def is_stdin(self) -> bool:
         return str(self.path) == STDIO
+
+    @cached_property
+    def video(self) -> bool:
+        """A video by its content, or by its extension where the content cannot be read yet."""
+        if self.is_stdin or len(self.sources) > 1:
+            return False
+        sniffed = looks_like_video(self.path)
+        return is_video_name(self.path) if sniffed is None else sniffed
 
 
 def read_name_list(stream: BinaryIO, null_separated: bool = False) -> list[str]:
@@ -172,7 +187,7 @@ def _scan(folder: Path, recursive: bool, avoid: Path | None) -> list[_Found]:
         relative = path.relative_to(folder)
         hidden = any(part.startswith(".") for part in relative.parts)
         inside_output = avoid is not None and avoid in path.resolve().parents
-        if not hidden and not inside_output and path.is_file() and is_image_name(path):
+        if not hidden and not inside_output and path.is_file() and _is_input_name(path):
             found.append(_Found((path,), relative, discovered=True))
     return found
 
@@ -183,8 +198,12 @@ def _glob(pattern: str, recursive: bool) -> list[_Found]:
     return [
         _Found((match,), match.relative_to(base) if recursive else Path(match.name), discovered=True)
         for match in matches
-        if match.is_file() and is_image_name(match)
+        if match.is_file() and _is_input_name(match)
     ]
+
+
+def _is_input_name(path: Path) -> bool:
+    return is_image_name(path) or is_video_name(path)
 
 
 def _leading_plain_parts(pattern: str) -> Iterator[str]:
@@ -198,6 +217,8 @@ def _leading_plain_parts(pattern: str) -> Iterator[str]:
 def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[str]) -> Callable[[_Found], str]:
     target = naming.output
     if target == STDIO or (target is None and found[0].is_stdin):
+        if any(item.video for item in found):
+            raise UsageError(f"{setting('output')} - writes an image to stdout, but {found[0].path} is a video; give a file name")
         if len(found) != 1:
             raise UsageError(f"{setting('output')} - writes one image to stdout, but there are {len(found)} inputs; use {setting('output')} FOLDER")
         return lambda item: STDIO
@@ -206,7 +227,7 @@ def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[s
     if _needs_folder(target, found, arguments):
         if Path(target).is_file():
             raise UsageError(f"{setting('output')} {target} is a file, but the inputs need a folder; give a folder path")
-        if not _named_as_folder(target) and is_image_name(target):
+        if not _named_as_folder(target) and _is_input_name(Path(target)):
             inputs = f"{len(found)} inputs need" if len(found) > 1 else "a folder or pattern needs"
             raise UsageError(
                 f"{setting('output')} {target} looks like a file name, but {inputs} an output folder; "
@@ -215,7 +236,7 @@ def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[s
         if found[0].is_stdin:
             raise UsageError(f"- (stdin) with an output folder: give {setting('output')} a file name, or {setting('output')} - for stdout")
         return lambda item: str(Path(target, item.relative.parent, _output_name(item, naming)))
-    _check_output_format(target, naming.format)
+    _check_output_format(target, naming.format, found[0])
     return lambda item: target
 
 
@@ -228,15 +249,31 @@ def _named_as_folder(target: str) -> bool:
     return target.endswith(("/", os.sep)) or Path(target).is_dir()
 
 
-def _check_output_format(target: str, format: str | None) -> None:
+def _check_output_format(target: str, format: str | None, item: _Found) -> None:
+    if item.video or is_video_name(target):
+        if item.video != is_video_name(target):
+            kind = "a video" if item.video else "an image"
+            raise UsageError(f"{item.path} is {kind}, but {setting('output')} {target} is not named as {kind} file; give a name such as {_example(item)}")
+        return
     try:
         output_format(target, format)
     except ImageError as error:
         raise UsageError(str(error)) from None
 
 
+def _example(item: _Found) -> str:
+    return f"{item.path.stem}_restored{_video_extension(item.path)}" if item.video else "out.png"
+
+
+def _video_extension(path: Path) -> str:
+    """A video keeps its container; one whose extension names none is written as Matroska."""
+    return path.suffix if is_video_name(path) else FALLBACK_EXTENSION
+
+
 def _output_name(item: _Found, naming: Naming) -> str:
-    if naming.format is not None:
+    if item.video:
+        extension = _video_extension(item.path)
+    elif naming.format is not None:
         extension = _EXTENSION_OF[output_format(item.path, naming.format)]
     else:
         extension = item.path.suffix if is_image_name(item.path) else ".png"
@@ -306,5 +343,5 @@ def _job(item: _Found, output: str, policy: Policy) -> Job:
     if item.problem:
         return Job(sources, None, problem=item.problem)
     exists = output != STDIO and os.path.lexists(output)
-    return Job(sources, output, skip=exists and policy == "skip")
+    return Job(sources, output, skip=exists and policy == "skip", video=item.video)
 

@@ -53,6 +53,8 @@ class TaskOptions:
     model: Optional[str] = None
     sigma: Optional[int] = None
     dual_pixel: bool = False
+    video_codec: Optional[str] = None
+    crf: Optional[int] = None
 
 
 def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
@@ -90,6 +92,8 @@ COMMON = [
     _param("workers", Optional[int], typer.Option(None, "--workers", min=1, metavar="N", help="Ray workers, each with its own model (default: as many as the cluster's CPUs/GPUs allow).")),
     _param("cpus_per_worker", Optional[float], typer.Option(None, "--cpus-per-worker", metavar="N", help="CPUs each Ray worker reserves (and its torch threads). Default: 1.")),
     _param("gpus_per_worker", Optional[float], typer.Option(None, "--gpus-per-worker", metavar="N", help="GPUs each Ray worker reserves; fractions share a GPU (0.5: two models per GPU). Default: 0.")),
+    _param("video_codec", Optional[str], typer.Option(None, "--video-codec", metavar="NAME", help="Videos: the FFmpeg encoder for the picture (libx264, libx265, libvpx-vp9, libsvtav1, ffv1, ...). Default: the input's codec.")),
+    _param("crf", Optional[int], typer.Option(None, "--crf", min=0, metavar="N", help="Videos: the encoder's constant quality, lower is better (default: visually lossless, e.g. 17 for libx264).")),
 ]
 SIGMA = _param("sigma", Optional[int], typer.Option(None, "--sigma", metavar="15|25|50", help="Noise level 15, 25 or 50: use the non-blind Gaussian denoiser."))
 DUAL_PIXEL = _param("dual_pixel", bool, typer.Option(False, "--dual-pixel", help="INPUTs are LEFT RIGHT views of a dual-pixel capture."))

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
-from restore_cli.batch import executor, local, models, pipeline, planning, reporting
+from restore_cli.batch import executor, local, models, pipeline, planning, reporting, video
 from restore_cli.cli.console import debug_logging, fail
 from restore_cli.cli.engine_options import check_engine_settings, engine_settings, import_ray_executor, ray_options
 from restore_cli.cli.options import COMMON, DUAL_PIXEL, SIGMA, WEIGHTS_REQUIRED, TaskOptions
-from restore_cli.errors import UnknownModelError, UsageError
+from restore_cli.errors import UnknownModelError, UsageError, VideoError
 
 if TYPE_CHECKING:
     from restore_cli.batch.ray_executor import RayOptions
@@ -155,10 +155,11 @@ def _run(task: Task, options: TaskOptions) -> int:
     if on_ray is None:
         check_engine_settings(settings)
     jobs = planning.plan_jobs(options.inputs or [], _naming(task, options), views=2 if options.dual_pixel else 1, listed=listed)
+    videos = _video_settings(options, settings, choice)
     if on_ray is None:
-        runner: executor.Executor = _local_executor(options, settings, choice)
+        runner: executor.Executor = _local_executor(options, settings, choice, videos)
     else:
-        runner = _ray_executor(options, on_ray, settings, choice, jobs)
+        runner = _ray_executor(options, on_ray, settings, choice, jobs, videos)
     reporter = reporting.Reporter(
         stdout=sys.stdout,
         stderr=sys.stderr,
@@ -170,9 +171,24 @@ def _run(task: Task, options: TaskOptions) -> int:
     return executor.execute(jobs, runner, reporter)
 
 
-def _local_executor(options: TaskOptions, settings: models.EngineSettings, choice: models.ModelChoice) -> local.LocalExecutor:
+def _video_settings(options: TaskOptions, settings: models.EngineSettings, choice: models.ModelChoice) -> video.VideoSettings:
+    """--video-codec and --crf, checked before any work (they apply to every video of the batch)."""
+    from restore_cli.io.video.encode import check_crf, check_encoder
+
+    try:
+        if options.video_codec is not None:
+            check_encoder(options.video_codec)
+            check_crf(options.video_codec, options.crf)
+    except VideoError as error:
+        raise UsageError(str(error)) from None
+    return video.video_settings(settings, choice, options.video_codec, options.crf)
+
+
+def _local_executor(
+    options: TaskOptions, settings: models.EngineSettings, choice: models.ModelChoice, videos: video.VideoSettings
+) -> local.LocalExecutor:
     loaded = models.Models(choice, settings.load)
-    steps = pipeline.Pipeline(loaded, format=options.format, quality=options.quality, max_pixels=options.max_pixels)
+    steps = pipeline.Pipeline(loaded, format=options.format, quality=options.quality, max_pixels=options.max_pixels, video=videos)
     return local.LocalExecutor(steps, load=lambda: _load_up_front(loaded))
 
 
@@ -190,12 +206,17 @@ def _load_up_front(loaded: models.Models) -> None:
 
 
 def _ray_executor(
-    options: TaskOptions, chosen: RayOptions, settings: models.EngineSettings, choice: models.ModelChoice, jobs: list[planning.Job]
+    options: TaskOptions,
+    chosen: RayOptions,
+    settings: models.EngineSettings,
+    choice: models.ModelChoice,
+    jobs: list[planning.Job],
+    videos: video.VideoSettings,
 ) -> executor.Executor:
     if any(job.output == planning.STDIO or planning.STDIO in job.sources for job in jobs):
         raise UsageError("--engine ray reads and writes files every worker can see; - (stdin/stdout) needs --engine local")
     return import_ray_executor().RayExecutor.for_batch(
-        chosen, settings, choice, format=options.format, quality=options.quality, max_pixels=options.max_pixels
+        chosen, settings, choice, format=options.format, quality=options.quality, max_pixels=options.max_pixels, video=videos
     )
 
 
