@@ -143,7 +143,7 @@ class Pipeline:
         """Restore a job's image, or the whole of a video (which is then written too)."""
         job = loaded.job
         if _is_video(job):
-            return _guarded(job, loaded.seconds, lambda: _video_result(job, self._restore_video(job)))
+            return _guarded(job, loaded.seconds, lambda: video_result(job, self._restore_video(job)))
         return _guarded(job, loaded.seconds, lambda: self.restore_images(job, loaded.images))
 
     def restore_images(self, job: Job, images: tuple[DecodedImage, ...]) -> Restored:
@@ -207,7 +207,7 @@ def _kind(job: Job) -> Kind:
     return "video" if _is_video(job) else "image"
 
 
-def _video_result(job: Job, done: Done) -> Result:
+def video_result(job: Job, done: Done) -> Result:
     return Result(
         job.name, job.output, "ok", done.model, done.width, done.height, done.tiles, kind="video", frames=done.frames, duration=done.duration
     )
@@ -238,7 +238,7 @@ def _guarded(job: Job, spent: float, work: Callable[[], _Stage]) -> _Stage | Res
         outcome = work()
     except Exception as error:
         seconds = spent + time.perf_counter() - started
-        return Result(job.name, job.output, "failed", seconds=seconds, error=_describe_failure(job, error), kind=_kind(job))
+        return Result(job.name, job.output, "failed", seconds=seconds, error=describe_failure(job, error), kind=_kind(job))
     return replace(outcome, seconds=spent + time.perf_counter() - started)
 
 
@@ -258,7 +258,8 @@ def describe_error(error: Exception) -> str:
     return f"unexpected {type(error).__name__}: {text} (rerun with {setting('debug')} for the traceback)"
 
 
-def _describe_failure(job: Job, error: Exception) -> str:
+def describe_failure(job: Job, error: Exception) -> str:
+    """``describe_error``, starting with the job's name."""
     text = describe_error(error)
     return text if text.startswith(job.name) else f"{job.name}: {text}"
 

@@ -34,6 +34,8 @@ from restore_cli.batch.models import EngineSettings, Model, ModelChoice, ModelSp
 from restore_cli.batch.pipeline import Pipeline, Result, describe_error, settled
 from restore_cli.batch.planning import Job
 from restore_cli.batch.reporting import Reporter
+from restore_cli.batch.video import VideoSettings
+from restore_cli.batch.video_split import SplitVideos
 from restore_cli.errors import WorkerError, current_spelling, install_spelling, setting
 from restore_cli.io.files import leftover_temp_files
 
@@ -86,6 +88,7 @@ class Recipe:
     gpus: float
     spelling: dict[str, str] = field(default_factory=current_spelling)
     """How the driver's messages name settings, so a worker's say the same."""
+    video: VideoSettings = field(default_factory=VideoSettings)
 
 
 def read_weights(settings: EngineSettings, choice: ModelChoice) -> dict[ModelSpec, Weights]:
@@ -122,6 +125,7 @@ class _Worker:
             max_pixels=recipe.max_pixels,
             on_tiles=_stop_if_cancelled,
             on_notice=self._notices.append,
+            video=recipe.video,
         )
         self._problem: str | None = None
         try:
@@ -194,9 +198,10 @@ class RayExecutor:
         format: str | None,
         quality: int,
         max_pixels: int | None,
+        video: VideoSettings | None = None,
     ) -> RayExecutor:
         recipe = Recipe(settings, choice, {}, format, quality, max_pixels, options.cpus_per_worker, options.gpus_per_worker)
-        return cls(options, recipe)
+        return cls(options, recipe if video is None else replace(recipe, video=video))
 
     def prepare(self) -> None:
         """Read the weights before the first image, so a missing or bad checkpoint is one error
@@ -217,11 +222,13 @@ class RayExecutor:
                 todo.append(job)
             else:
                 report(decided)
+        videos = SplitVideos(self.recipe.video, self.recipe.max_pixels, report, reporter.notice, reporter.frames)
+        todo = videos.expand(todo)  # a video's segments are spread over the workers
         if todo:
             with _connected(self.options):
                 shipped = {spec: Weights(ray.put(w.state_dict), w.source) for spec, w in self.recipe.weights.items()}
                 recipe = replace(self.recipe, weights=shipped)
-                dispatcher = _Dispatcher(recipe, self.options, _worker_count(self.options, len(todo)), report)
+                dispatcher = _Dispatcher(recipe, self.options, _worker_count(self.options, len(todo)), videos.report)
                 for line in dispatcher.run(todo):
                     reporter.notice(line)
         return results
