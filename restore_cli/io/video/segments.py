@@ -20,6 +20,9 @@ SEGMENT_SECONDS = 1.0
 """The shortest segment, where keyframes allow. Short segments lose little to an interrupt
 and spread well over workers; each starts with a keyframe, as phone and camera videos
 already do about once a second."""
+_ROUNDING = 0.99
+"""Containers round timestamps (Matroska to the millisecond): a keyframe 0.996 s after the
+last start still counts as a second later."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def plan_segments(keyframes: Sequence[int], time_base: Fraction, seconds: float 
     starts: list[int] = []
     for keyframe in keyframes[1:]:
         previous = starts[-1] if starts else keyframes[0]
-        if (keyframe - previous) * time_base >= seconds:
+        if (keyframe - previous) * time_base >= seconds * _ROUNDING:
             starts.append(keyframe)
     bounds = [None, *starts, None]
     return tuple(Segment(index, bounds[index], bounds[index + 1]) for index in range(len(bounds) - 1))
