@@ -30,8 +30,8 @@ ENCODER_THREADS = 4
 _PREFERRED = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "vp8": "libvpx", "av1": "libsvtav1", "prores": "prores_ks"}
 """Decoder name -> the encoder used for it, where FFmpeg's own encoder of that name is not the best one."""
 _FALLBACKS = ("libx264", "libvpx-vp9", "mpeg4", "ffv1")
-"""Tried in order, for inputs whose codec no encoder writes (VC-1, Theora, ...): the first the
-output container can hold."""
+"""Tried in order, for inputs whose codec no encoder writes (VC-1, Theora, ...) or that the
+output's container cannot hold: the first the container takes."""
 
 
 @dataclass(frozen=True)
@@ -104,32 +104,53 @@ def check_crf(encoder: str, crf: int | None) -> None:
 
 
 def choose_encoder(info: VideoInfo, output: str | os.PathLike, codec: str | None = None, crf: int | None = None) -> EncoderSettings:
-    """The encoder for ``info``'s restored frames written to ``output``; VideoError when the
-    output's container cannot hold it or ``crf`` does not suit it."""
+    """The encoder for ``info``'s restored frames written to ``output``: ``codec``, else the
+    input's own, else the first fallback the output's container takes. VideoError when the
+    container cannot hold it or ``crf`` does not suit it, before any frame is restored."""
     import av
 
     muxer = muxer_for(output)
-    holds = _container_codecs(muxer)
-    encoder = codec or _encoder_for(info.codec, holds)
-    written = av.codec.Codec(encoder, "w")
-    if written.canonical_name not in holds:
-        raise VideoError(
-            f"{os.fspath(output)}: a {muxer} file cannot hold {written.canonical_name} video; choose another "
-            f"{setting('video_codec')} or an output extension such as .mkv"
+    candidates = [codec] if codec else [_PREFERRED.get(info.codec, info.codec), *_FALLBACKS]
+    for name in dict.fromkeys(candidates):
+        try:
+            written = av.codec.Codec(name, "w")
+        except av.codec.codec.UnknownCodecError:
+            continue
+        check_crf(name, crf)
+        settings = EncoderSettings(
+            codec=name,
+            options=tuple(sorted(_options(name, crf).items())),
+            pix_fmt=_pixel_format(written, info.pix_fmt),
+            width=info.width,
+            height=info.height,
+            time_base=info.time_base,
+            frame_rate=info.frame_rate,
+            colour=info.colour,
+            sample_aspect_ratio=info.sample_aspect_ratio,
+            global_header=bool(av.format.ContainerFormat(muxer, "w").flags & av.format.Flags.global_header.value),
         )
-    check_crf(encoder, crf)
-    return EncoderSettings(
-        codec=encoder,
-        options=tuple(sorted(_options(encoder, crf).items())),
-        pix_fmt=_pixel_format(written, info.pix_fmt),
-        width=info.width,
-        height=info.height,
-        time_base=info.time_base,
-        frame_rate=info.frame_rate,
-        colour=info.colour,
-        sample_aspect_ratio=info.sample_aspect_ratio,
-        global_header=bool(av.format.ContainerFormat(muxer, "w").flags & av.format.Flags.global_header.value),
+        if _fits(muxer, settings):
+            return settings
+    what = f"{av.codec.Codec(codec, 'w').canonical_name} video" if codec else "this video with any encoder available"
+    raise VideoError(
+        f"{os.fspath(output)}: a {muxer} file cannot hold {what}; choose another {setting('video_codec')} "
+        "or an output extension such as .mkv"
     )
+
+
+def _fits(muxer: str, settings: EncoderSettings) -> bool:
+    """Whether the container takes the encoder as set up: tried on an empty file in memory,
+    since muxers only say for sure when their header is written."""
+    import av
+
+    with av.open(io.BytesIO(), "w", format=muxer) as trial:
+        try:
+            stream = trial.add_stream(settings.codec)
+            configure(stream.codec_context, settings)
+            trial.start_encoding()
+        except (av.error.FFmpegError, ValueError):
+            return False
+    return True
 
 
 def open_encoder(settings: EncoderSettings) -> av.video.codeccontext.VideoCodecContext:
@@ -159,27 +180,6 @@ def configure(context: Any, settings: EncoderSettings) -> None:
     context.thread_count = settings.threads
     context.options = dict(settings.options)
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints banners to stderr unless told errors only
-
-
-def _encoder_for(decoder: str, holds: set[str]) -> str:
-    import av
-
-    preferred = _PREFERRED.get(decoder, decoder)
-    for name in (preferred, *_FALLBACKS):
-        try:
-            codec = av.codec.Codec(name, "w")
-        except av.codec.codec.UnknownCodecError:
-            continue
-        if codec.canonical_name in holds:
-            return name
-    return _FALLBACKS[0]
-
-
-def _container_codecs(muxer: str) -> set[str]:
-    import av
-
-    with av.open(io.BytesIO(), "w", format=muxer) as probe:
-        return set(probe.supported_codecs)
 
 
 def _options(encoder: str, crf: int | None) -> dict[str, str]:

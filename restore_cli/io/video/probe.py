@@ -123,16 +123,17 @@ def _picture_stream(container: av.container.InputContainer, name: str) -> av.vid
 def _check_decoder(stream: av.video.stream.VideoStream, name: str) -> None:
     import av
 
+    context = stream.codec_context
+    codec = context.name if context is not None and context.name else None
     try:
-        context = stream.codec_context
-        if context is None or not context.name:
+        if codec is None:
             raise ValueError("no decoder")
-        av.codec.Codec(context.name, "r")
+        av.codec.Codec(codec, "r")
     except (ValueError, av.error.FFmpegError, av.codec.codec.UnknownCodecError):
-        tag = stream.codec_tag if getattr(stream, "codec_tag", None) else "unknown"
+        which = f"video codec {codec}" if codec else "video codec"
         raise VideoError(
-            f"{name}: its video codec ({tag!r}) cannot be decoded by FFmpeg's libraries; convert it first "
-            "(e.g. `ffmpeg -i IN -c:v ffv1 -c:a copy OUT.mkv`)"
+            f"{name}: its {which} is not one FFmpeg's libraries can decode; convert the file to a common codec first "
+            "(H.264, HEVC, VP9, AV1, ProRes, FFV1)"
         ) from None
 
 
