@@ -248,3 +248,25 @@ def test_the_package_and_the_local_engine_never_import_ray(photos: Photos, tmp_p
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT)
     assert completed.returncode == 0, completed.stderr
     assert (tmp_path / "o.png").is_file()
+
+
+# ---------------------------------------------------------------- videos
+
+
+def test_a_video_spread_over_ray_workers_is_the_same_file_as_restored_locally(cluster, tmp_path: Path) -> None:
+    """Two workers take one segment each (each decodes its own from the shared path); the
+    driver joins them into the same bytes the local engine writes."""
+    from tests.video_clips import Clip, make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", Clip(frames=24, audio=True))  # two segments of 12 frames
+    runs = {
+        engine: _restore(clip, "-o", tmp_path / f"{engine}.mp4", "--json", "--quiet", *options, engine=engine)
+        for engine, options in (("local", ()), ("ray", ("--workers", "2")))
+    }
+
+    for engine, run in runs.items():
+        assert run.exit_code == 0, run.output
+        (line,) = _json_lines(run.stdout)[:-1]
+        assert (line["type"], line["frames"], line["output"]) == ("video", 24, str(tmp_path / f"{engine}.mp4"))
+    assert (tmp_path / "ray.mp4").read_bytes() == (tmp_path / "local.mp4").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "local.mp4", "ray.mp4"]  # work folders gone
