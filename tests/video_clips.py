@@ -41,6 +41,8 @@ class Clip:
     metadata: dict[str, str] = field(default_factory=dict)
     stream_metadata: dict[str, str] = field(default_factory=dict)
     attachment: bytes | None = None
+    data: bool = False
+    """A KLV data stream (MPEG-TS), one packet per frame."""
     options: dict[str, str] = field(default_factory=dict)
     seed: int = 0
 
@@ -90,11 +92,12 @@ def make_clip(path: Path, clip: Clip | None = None) -> Path:
         subtitles = out.add_mux_stream(SUBTITLE_CODECS[out.format.name.split(",")[0]]) if clip.subtitles else None
         if subtitles is not None:
             subtitles.metadata["language"] = "fra"
+        data = out.add_data_stream("klv") if clip.data else None
         if clip.attachment is not None:
             out.add_attachment("font.ttf", "application/x-truetype-font", clip.attachment)
         out.metadata.update(clip.metadata)
         out.start_encoding()
-        _write_video(out, video, clip, deep)
+        _write_video(out, video, clip, deep, data)
         if audio is not None:
             _write_audio(out, audio, sum(durations(clip)))
         if subtitles is not None:
@@ -109,15 +112,19 @@ def _audio_stream(out: av.container.OutputContainer) -> av.audio.stream.AudioStr
     return stream
 
 
-def _write_video(out: av.container.OutputContainer, video: av.video.stream.VideoStream, clip: Clip, deep: bool) -> None:
+def _write_video(out: av.container.OutputContainer, video: av.video.stream.VideoStream, clip: Clip, deep: bool, data: av.stream.Stream | None) -> None:
     pts = 0
-    for picture, duration in zip(pictures(clip, deep), durations(clip)):
+    for index, (picture, duration) in enumerate(zip(pictures(clip, deep), durations(clip))):
         frame = av.VideoFrame.from_ndarray(picture, format="rgb48le" if deep else "rgb24")
         if clip.pix_fmt != frame.format.name:
             frame = frame.reformat(format=clip.pix_fmt)
         frame.pts, frame.time_base, frame.duration = pts, TIME_BASE, duration
-        pts += duration
         out.mux(video.encode(frame))
+        if data is not None:
+            packet = av.Packet(b"\x06\x0e\x2b\x34" + index.to_bytes(2, "big"))
+            packet.stream, packet.pts, packet.dts, packet.time_base = data, pts, pts, TIME_BASE
+            out.mux(packet)
+        pts += duration
     out.mux(video.encode(None))
 
 

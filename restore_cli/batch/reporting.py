@@ -100,9 +100,9 @@ class Reporter:
             self._say(f"[{self._done}/{self._total}] {_outcome(result)}")
         if self.json:
             self._json_line(jsonl.line(result.kind, **result.to_json()))
+        video = self._videos.pop(result.input, None)
         if self._bar is not None:
             self._bar.advance(self._images)
-            video = self._videos.pop(result.input, None)
             if video is not None and video.task is not None:
                 self._bar.remove_task(video.task)
 
@@ -122,7 +122,8 @@ class Reporter:
 
     def interrupted(self, code: int) -> int:
         self._stop()
-        self._say(f"interrupted after {self._done} image(s); every file written is complete")
+        resume = "; run the same command again to finish the video where it stopped" if self._videos else ""
+        self._say(f"interrupted after {self._done} image(s); every file written is complete{resume}")
         self._json_summary("interrupted" if code == EXIT_INTERRUPTED else "terminated", code)
         return code
 

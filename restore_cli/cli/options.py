@@ -62,7 +62,7 @@ def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
 
 
 COMMON = [
-    _param("inputs", Optional[List[str]], typer.Argument(None, metavar="INPUT...", help="Image files, folders, glob patterns, or - for stdin.", show_default=False)),
+    _param("inputs", Optional[List[str]], typer.Argument(None, metavar="INPUT...", help="Image or video files, folders, glob patterns, or - for stdin (images only).", show_default=False)),
     _param("output", Optional[str], typer.Option(None, "-o", "--output", metavar="OUT", help="Output file, folder, or - for stdout. Default: next to each input as <stem>_<task>.<ext>.")),
     _param("model", Optional[str], typer.Option(None, "--model", metavar="NAME", help="Zoo model name instead of the task's default (see `restore models list`).")),
     _param("weights", Optional[Path], typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file (.pth/.safetensors) instead of a zoo model.")),

@@ -126,6 +126,18 @@ def test_a_webm_stays_vp9_in_webm(tmp_path: Path) -> None:
     assert _packets(output, "audio") == _packets(source, "audio")
 
 
+def test_a_transport_stream_keeps_every_frame_and_its_data_stream(tmp_path: Path) -> None:
+    """MPEG-TS has no index: seeking to a segment's keyframe is approximate and must not lose
+    the frames before the next one."""
+    source = make_clip(tmp_path / "cam.ts", Clip(frames=24, data=True))
+    output = tmp_path / "out.ts"
+
+    assert _restore(source, output).status == "ok"
+
+    assert [t for t, _ in _frames(output)] == [t for t, _ in _frames(source)]
+    assert _packets(output, "data") == _packets(source, "data") and len(_packets(source, "data")) == 24
+
+
 def test_an_interrupted_video_resumes_from_its_kept_segments_into_the_same_file(tmp_path: Path) -> None:
     source = make_clip(tmp_path / "clip.mp4", Clip(audio=True))  # 36 frames, keyframes every 6: 3 segments of 12
     whole = tmp_path / "whole.mp4"

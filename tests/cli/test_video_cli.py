@@ -103,6 +103,7 @@ def test_ctrl_c_leaves_nothing_at_the_output_and_the_same_command_finishes_the_v
         patched.setattr(Pipeline, "restore_images", interrupted_at_frame_16)
         stopped = _invoke("run", "--weights", RGB_WITHBIAS, "--files-from", listed)
     assert stopped.exit_code == 130 and not output.exists()
+    assert "run the same command again to finish the video where it stopped" in stopped.stderr
     assert [p.name for p in work_folder_for(output).glob("*.segment")] == ["000000.segment"]
 
     finished = _invoke("run", "--weights", RGB_WITHBIAS, "--files-from", listed)
