@@ -108,7 +108,6 @@ class PreparedVideo:
     def finish(self, model: str | None, tiles: int | None) -> Done:
         """Join the segments into the output, then remove the work folder."""
         assert self.job.output is not None
-        Path(self.job.output).parent.mkdir(parents=True, exist_ok=True)
         frames = join_segments(self.info, self.encoder, [self.folder.segment_path(s) for s in self.segments], self.job.output)
         self.folder.remove()
         return Done(frames, self.info.width, self.info.height, model, tiles, self.info.seconds)
