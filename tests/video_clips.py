@@ -43,6 +43,8 @@ class Clip:
     attachment: bytes | None = None
     data: bool = False
     """A KLV data stream (MPEG-TS), one packet per frame."""
+    chapters: tuple[str, ...] = ()
+    """Chapter titles, one a second."""
     options: dict[str, str] = field(default_factory=dict)
     seed: int = 0
 
@@ -96,6 +98,8 @@ def make_clip(path: Path, clip: Clip | None = None) -> Path:
         if clip.attachment is not None:
             out.add_attachment("font.ttf", "application/x-truetype-font", clip.attachment)
         out.metadata.update(clip.metadata)
+        chapters = [{"id": n + 1, "start": n, "end": n + 1, "time_base": Fraction(1), "metadata": {"title": t}} for n, t in enumerate(clip.chapters)]
+        out.set_chapters(chapters)
         out.start_encoding()
         _write_video(out, video, clip, deep, data)
         if audio is not None:

@@ -99,8 +99,9 @@ def test_every_frame_keeps_its_timestamp_and_the_other_streams_and_metadata_are_
     assert not work_folder_for(output).exists()
 
 
-def test_ten_bit_stays_ten_bit_and_attachments_are_kept(tmp_path: Path) -> None:
-    source = make_clip(tmp_path / "deep.mkv", Clip(pix_fmt="yuv420p10le", subtitles=True, attachment=b"\x00\x01font bytes"))
+def test_ten_bit_stays_ten_bit_and_attachments_and_chapters_are_kept(tmp_path: Path) -> None:
+    clip = Clip(pix_fmt="yuv420p10le", subtitles=True, attachment=b"\x00\x01font bytes", chapters=("Début", "Milieu", "Fin"))
+    source = make_clip(tmp_path / "deep.mkv", clip)
     output = tmp_path / "out.mkv"
 
     assert _restore(source, output).status == "ok"
@@ -109,6 +110,7 @@ def test_ten_bit_stays_ten_bit_and_attachments_are_kept(tmp_path: Path) -> None:
         assert kept.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
         (attachment,) = [s for s in kept.streams if s.type == "attachment"]
         assert attachment.data == b"\x00\x01font bytes" and attachment.metadata["filename"] == "font.ttf"
+        assert [chapter["metadata"]["title"] for chapter in kept.chapters()] == ["Début", "Milieu", "Fin"]
         deep = next(kept.decode(video=0)).to_ndarray(format="rgb48le")
     assert len(np.unique(deep % 64)) > 1  # values between 8-bit steps: not squeezed through 8 bits
     assert _packets(output, "subtitle") == _packets(source, "subtitle")
