@@ -341,7 +341,7 @@ def _job(item: _Found, output: str, policy: Policy) -> Job:
     """A job for a planned output (with the "error" policy, existing outputs were refused before this)."""
     sources = tuple(STDIO if item.is_stdin else str(source) for source in item.sources)
     if item.problem:
-        return Job(sources, None, problem=item.problem)
+        return Job(sources, None, problem=item.problem, video=item.video)
     exists = output != STDIO and os.path.lexists(output)
     return Job(sources, output, skip=exists and policy == "skip", video=item.video)
 
