@@ -186,3 +186,21 @@ def test_a_damaged_video_fails_alone_with_the_time_and_nothing_at_its_name(tmp_p
     assert result.status == "failed" and result.kind == "video"
     assert result.error is not None and result.error.startswith(f"{source}: truncated: the picture stops at 00:00:01.")
     assert not output.exists() and not work_folder_for(output).exists()
+
+
+def test_a_log_gets_progress_lines_with_frames_per_second_and_the_time_left(monkeypatch) -> None:
+    import io
+    from types import SimpleNamespace
+
+    from restore_cli.batch import reporting
+
+    clock = iter([100.0, 110.0])
+    monkeypatch.setattr(reporting, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(reporting, "FRAME_LINE_SECONDS", 5.0)
+    stderr = io.StringIO()
+    reporter = reporting.Reporter(stdout=io.StringIO(), stderr=stderr, display="lines")
+
+    reporter.frames("talk.mkv", 10, 610)  # a resumed video: 10 frames were already done
+    reporter.frames("talk.mkv", 30, 610)
+
+    assert stderr.getvalue().splitlines() == ["talk.mkv: 30/610 frames, 2.00 fps, 4 min 50 s left"]
