@@ -9,6 +9,7 @@ footage, and seeded, so every run makes the same clip.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -59,20 +60,19 @@ def durations(clip: Clip) -> list[int]:
     return [pattern[index % len(pattern)] for index in range(clip.frames)]
 
 
-def pictures(clip: Clip, deep: bool = False) -> list[np.ndarray]:
-    """The clip's frames as RGB arrays (8-bit, or 16-bit for deep formats)."""
+def pictures(clip: Clip, deep: bool = False) -> Iterator[np.ndarray]:
+    """The clip's frames as RGB arrays (8-bit, or 16-bit for deep formats), one at a time so
+    that long clips (benchmarks) take no memory."""
     rng = np.random.default_rng(clip.seed)
     y, x = np.mgrid[0 : clip.height, 0 : clip.width].astype(np.float32)
-    frames = []
+    top = 65535 if deep else 255
     for index in range(clip.frames):
         phase = index / 6.0
         red = 0.5 + 0.4 * np.sin(x / 9.0 + phase)
         green = 0.5 + 0.4 * np.cos(y / 7.0 - phase)
         blue = 0.5 + 0.3 * np.sin((x + y) / 13.0 + 2 * phase)
         picture = np.stack([red, green, blue], axis=2) + rng.normal(0, 0.03, (clip.height, clip.width, 3))
-        top = 65535 if deep else 255
-        frames.append(np.clip(np.rint(picture * top), 0, top).astype(np.uint16 if deep else np.uint8))
-    return frames
+        yield np.clip(np.rint(picture * top), 0, top).astype(np.uint16 if deep else np.uint8)
 
 
 def make_clip(path: Path, clip: Clip | None = None) -> Path:
