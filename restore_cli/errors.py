@@ -39,6 +39,9 @@ class StorageError(ImageError):
 class StorageSetupError(UsageError):
     """URLs that cannot be used at all as given: the store's package is not installed, an
     unknown protocol, a malformed storage option, credentials inside a URL (exit 2)."""
+class VideoError(RestoreError):
+    """A problem with a video file the user can fix (damaged, no video stream, a codec or
+    container that cannot be used); str() is one line naming the file and the fix."""
 
 
 class InputError(RestoreError):

@@ -7,6 +7,8 @@ the one step every executor runs, which never raises; executors schedule those s
 cluster, through a driver process of its own, ``ray_driver``, whose modules alone import
 Ray); ``executor.execute`` runs any of them with signal
 handling, and ``reporting.Reporter`` tells the user (progress, ``jsonl`` lines, exit codes).
-``models`` loads each model once per run. It builds on ``io``, ``engine`` and ``model``; only
+``models`` loads each model once per run. Videos go through the same step, frame by frame
+(``video``: segments kept in a work folder for resuming, ``video_split``: segments spread
+over workers, ``overlap``: decoding and encoding beside the model). It builds on ``io``, ``engine`` and ``model``; only
 the CLI imports it.
 """

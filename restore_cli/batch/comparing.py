@@ -40,7 +40,7 @@ class CompareRule:
 def plan_views(target: str, jobs: list[Job], layout: Layout = "auto", overwrite: bool = False) -> CompareRule:
     """The rule for this run's views; UsageError if a view would replace an input or an output,
     share a file with another view, or (without `overwrite`) replace an existing file."""
-    runnable = [job for job in jobs if job.problem is None and not job.skip]
+    runnable = [job for job in jobs if job.problem is None and not job.skip and not job.video]  # a view is a still
     folder = target.endswith(("/", os.sep)) or Path(target).is_dir() or len(runnable) > 1
     if folder and Path(target).is_file():
         raise UsageError(f"{setting('compare')} {target} is a file, but {len(runnable)} inputs need a folder of views; give a folder")

@@ -1,7 +1,8 @@
 """The one shape of every command's `--json` output: JSON Lines on stdout.
 
 Each line is an object with `schema` (this format's version) and `type`: `image` for one
-image of a batch or an evaluation, `model` for one zoo entry, and a last `summary` line with
+image of a batch or an evaluation, `video` for one video of a batch (an image line's fields
+plus its frames and duration), `model` for one zoo entry, and a last `summary` line with
 the command, how the run ended (`status`) and its exit code. A summary is written however the
 run ends — finished, failed, interrupted or stopped by an unusable model — so a consumer can
 always tell a complete report from a cut one. README.md ("JSON output") documents the fields.
@@ -15,7 +16,7 @@ from typing import Any, Literal
 SCHEMA = 1
 """Raised when a field changes meaning or disappears; adding a field keeps it."""
 
-Kind = Literal["image", "model", "summary"]
+Kind = Literal["image", "video", "model", "summary"]
 Status = Literal["done", "failed", "interrupted", "terminated", "error"]
 """How a run ended: all done, some items failed, Ctrl-C, SIGTERM, or nothing could run."""
 

@@ -85,5 +85,6 @@ class LocalExecutor:
 
     def run(self, jobs: Sequence[Job], reporter: Reporter) -> list[Result]:
         self.pipeline.on_tiles = reporter.tiles
+        self.pipeline.on_frames = reporter.frames
         self.pipeline.on_notice = reporter.notice
         return run_local(jobs, self.pipeline, reporter.result)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
 from restore_cli.batch.comparing import CompareRule, write_view
 from restore_cli.batch.models import Model, Models, TileProgress
 from restore_cli.batch.planning import STDIO, Job
+from restore_cli.batch.video import Done, FrameProgress, VideoSettings, restore_segment, restore_video
 from restore_cli.errors import ImageError, InputError, RestoreError, UsageError, one_line, setting
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import check_output, write_image
@@ -42,6 +43,7 @@ Failure = Literal["image", "worker", "cluster"]
 """Why a job failed: its own input or output ("image": a bad file, a full disk), the Ray
 workers that kept dying while restoring it ("worker"), or the Ray cluster lost before it
 finished ("cluster": nothing is wrong with the image; rerun to finish it)."""
+Kind = Literal["image", "video"]
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,22 @@ class Result:
     memory_budget: int | None = None
     """Bytes the tile plan was held to, where the engine fixed one for this image (a Ray
     worker's share of its node, smaller on a retry after a kill for memory)."""
+    kind: Kind = "image"
+    frames: int | None = None
+    """A video's frames written (or, for one segment on a Ray worker, restored)."""
+    duration: float | None = None
+    """A video's length in seconds."""
 
     def to_json(self) -> dict[str, Any]:
         size = None if self.width is None else {"width": self.width, "height": self.height}
+        video = {"frames": self.frames, "duration": None if self.duration is None else round(self.duration, 3)}
         return {
             "input": self.input,
             "output": self.output,
             "model": self.model,
             "size": size,
             "tiles": self.tiles,
+            **(video if self.kind == "video" else {}),
             "seconds": round(self.seconds, 3),
             "status": self.status,
             "error": self.error,
@@ -95,8 +104,10 @@ class FileOptions:
 
     def check(self, jobs: list[Job], format: str | None) -> None:
         """Refuse, before any work, outputs this run cannot write: a depth their format cannot
-        hold, or a format whose encoder is missing here (UsageError, naming the package)."""
-        formats = {output_format(_STDOUT_NAME if job.output == STDIO else job.output, format) for job in jobs if job.output is not None}
+        hold, or a format whose encoder is missing here (UsageError, naming the package).
+        Videos are left out: they keep their own codec and bit depth."""
+        written = [job for job in jobs if job.output is not None and not job.video]
+        formats = {output_format(_STDOUT_NAME if job.output == STDIO else job.output, format) for job in written}
         try:
             for fmt in sorted(formats):
                 check_output(fmt, self.depth)
@@ -154,6 +165,8 @@ class Pipeline:
     stdin: BinaryIO = field(default_factory=lambda: sys.stdin.buffer)
     stdout: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
     on_tiles: TileProgress | None = None
+    on_frames: FrameProgress | None = None
+    video: VideoSettings = field(default_factory=VideoSettings)
     on_notice: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
     """Receives the run's warnings (metadata an output format cannot hold), said once a run."""
     files: FileOptions = field(default_factory=FileOptions)
@@ -167,17 +180,34 @@ class Pipeline:
         return self.write(restored) if isinstance(restored, Restored) else restored
 
     def read(self, job: Job) -> Loaded | Result:
+        """Decode a job's images; a video is only opened when it is restored, frame by frame."""
+        if _is_video(job):
+            return settled(job) or Loaded(job, ())
         return settled(job) or _guarded(job, 0.0, lambda: Loaded(job, tuple(self._decode(source) for source in job.sources)))
 
     def restore(self, loaded: Loaded) -> Restored | Result:
-        def work() -> Restored:
-            model = self.models.for_image(loaded.images[0])
-            tiles = _TileCount(self.on_tiles)
-            pixels = _run_model(model, loaded.images, tiles, loaded.job.name)
-            before = loaded.images[0] if self.files.compare is not None else None
-            return Restored(loaded.job, with_pixels(loaded.images[0], pixels), model.name, tiles.total, before=before)
+        """Restore a job's image, or the whole of a video (which is then written too)."""
+        job = loaded.job
+        if _is_video(job):
+            return _guarded(job, loaded.seconds, lambda: video_result(job, self._restore_video(job)))
+        return _guarded(job, loaded.seconds, lambda: self.restore_images(job, loaded.images))
 
-        return _guarded(loaded.job, loaded.seconds, work)
+    def restore_images(self, job: Job, images: tuple[DecodedImage, ...]) -> Restored:
+        """The model on one picture (two for a dual-pixel pair): the step every photo and
+        every video frame goes through, so an option that changes pixels belongs here."""
+        model = self.models.for_image(images[0])
+        tiles = _TileCount(self.on_tiles)
+        pixels = _run_model(model, images, tiles, job.name)
+        before = images[0] if self.files.compare is not None else None
+        return Restored(job, with_pixels(images[0], pixels), model.name, tiles.total, before=before)
+
+    def _restore_video(self, job: Job) -> Done:
+        def frame(image: DecodedImage) -> Restored:
+            return self.restore_images(job, (image,))
+
+        if job.segment is not None:
+            return restore_segment(job.segment, frame)
+        return restore_video(job, self.video, self.max_pixels, frame, self.on_frames, self.on_notice)
 
     def write(self, restored: Restored) -> Result:
         job, image = restored.job, restored.image
@@ -220,13 +250,27 @@ class Pipeline:
         return read_image(self.stdin if source == STDIO else source, max_pixels=self.max_pixels, raw=self.files.raw)
 
 
+def _is_video(job: Job) -> bool:
+    return job.video or job.segment is not None
+
+
+def _kind(job: Job) -> Kind:
+    return "video" if _is_video(job) else "image"
+
+
+def video_result(job: Job, done: Done) -> Result:
+    return Result(
+        job.name, job.output, "ok", done.model, done.width, done.height, done.tiles, kind="video", frames=done.frames, duration=done.duration
+    )
+
+
 def settled(job: Job) -> Result | None:
     """The result of a job decided at planning time (refused, or its output kept), which needs
     no image and no model: executors can report it without sending it anywhere."""
     if job.problem is not None:
-        return Result(job.name, job.output, "failed", error=job.problem)
+        return Result(job.name, job.output, "failed", error=job.problem, kind=_kind(job))
     if job.skip:
-        return Result(job.name, job.output, "skipped")
+        return Result(job.name, job.output, "skipped", kind=_kind(job))
     return None
 
 
@@ -245,7 +289,7 @@ def _guarded(job: Job, spent: float, work: Callable[[], _Stage]) -> _Stage | Res
         outcome = work()
     except Exception as error:
         seconds = spent + time.perf_counter() - started
-        return Result(job.name, job.output, "failed", seconds=seconds, error=_describe_failure(job, error))
+        return Result(job.name, job.output, "failed", seconds=seconds, error=describe_failure(job, error), kind=_kind(job))
     return replace(outcome, seconds=spent + time.perf_counter() - started)
 
 
@@ -265,7 +309,8 @@ def describe_error(error: Exception) -> str:
     return f"unexpected {type(error).__name__}: {text} (rerun with {setting('debug')} for the traceback)"
 
 
-def _describe_failure(job: Job, error: Exception) -> str:
+def describe_failure(job: Job, error: Exception) -> str:
+    """``describe_error``, starting with the job's name."""
     text = describe_error(error)
     return text if text.startswith(job.name) else f"{job.name}: {text}"
 

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -20,6 +21,8 @@ from restore_cli.errors import ImageError, UsageError, setting
 from restore_cli.io import storage
 from restore_cli.io.image import default_extension, extension_for, is_image_name, output_format
 from restore_cli.io.urls import Location, is_url, location
+from restore_cli.io.video.names import FALLBACK_EXTENSION, is_video_name, looks_like_video
+from restore_cli.io.video.segments import SegmentWork
 
 STDIO = "-"
 """As an input: read the image from stdin; as an output: write its bytes to stdout."""
@@ -58,6 +61,10 @@ class Job:
     skip: bool = False
     problem: str | None = None
     """Why the job fails without being run (e.g. its output exists), as the user will read it."""
+    video: bool = False
+    """The source is a video: restored frame by frame, in segments (``batch.video``)."""
+    segment: SegmentWork | None = None
+    """One segment of a video, for an executor that spreads a video's segments over workers."""
 
     @property
     def name(self) -> str:
@@ -80,6 +87,16 @@ class _Found:
     @property
     def is_stdin(self) -> bool:
         return str(self.path) == STDIO
+
+    @cached_property
+    def video(self) -> bool:
+        """A video by its content, or by its extension where the content cannot be read yet."""
+        if self.is_stdin or len(self.sources) > 1:
+            return False
+        if is_url(str(self.path)):
+            return is_video_name(str(self.path))
+        sniffed = looks_like_video(self.path)
+        return is_video_name(self.path) if sniffed is None else sniffed
 
 
 def read_name_list(stream: BinaryIO, null_separated: bool = False) -> list[str]:
@@ -176,7 +193,7 @@ def _scan(folder: Location, recursive: bool, avoid: Location | None) -> list[_Fo
         relative = Path(path.relative_to(folder))  # type: ignore[arg-type]
         hidden = any(part.startswith(".") for part in relative.parts)
         inside_output = avoid is not None and avoid in storage.resolved(path).parents
-        if not hidden and not inside_output and is_image_name(str(path)):
+        if not hidden and not inside_output and _is_input_name(str(path)):
             found.append(_Found((path,), relative, discovered=True))
     return found
 
@@ -186,7 +203,7 @@ def _glob(pattern: str, recursive: bool) -> list[_Found]:
     return [
         _Found((match,), Path(match.relative_to(base)) if recursive else Path(match.name), discovered=True)  # type: ignore[arg-type]
         for match in storage.glob(pattern, recursive)
-        if is_image_name(str(match))
+        if _is_input_name(str(match))
     ]
 
 
@@ -198,9 +215,15 @@ def _glob_base(pattern: str) -> Location:
     return base
 
 
+def _is_input_name(path: str) -> bool:
+    return is_image_name(path) or is_video_name(path)
+
+
 def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[str]) -> Callable[[_Found], str]:
     target = naming.output
     if target == STDIO or (target is None and found[0].is_stdin):
+        if any(item.video for item in found):
+            raise UsageError(f"{setting('output')} - writes an image to stdout, but {found[0].path} is a video; give a file name")
         if len(found) != 1:
             raise UsageError(f"{setting('output')} - writes one image to stdout, but there are {len(found)} inputs; use {setting('output')} FOLDER")
         return lambda item: STDIO
@@ -209,7 +232,7 @@ def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[s
     if _needs_folder(target, found, arguments):
         if storage.is_file(target):
             raise UsageError(f"{setting('output')} {target} is a file, but the inputs need a folder; give a folder path")
-        if not _named_as_folder(target) and is_image_name(target):
+        if not _named_as_folder(target) and _is_input_name(Path(target)):
             inputs = f"{len(found)} inputs need" if len(found) > 1 else "a folder or pattern needs"
             raise UsageError(
                 f"{setting('output')} {target} looks like a file name, but {inputs} an output folder; "
@@ -218,7 +241,7 @@ def _destination_rule(naming: Naming, found: list[_Found], arguments: Sequence[s
         if found[0].is_stdin:
             raise UsageError(f"- (stdin) with an output folder: give {setting('output')} a file name, or {setting('output')} - for stdout")
         return lambda item: str(location(target).joinpath(item.relative.parent, _output_name(item, naming)))
-    _check_output_format(target, naming.format)
+    _check_output_format(target, naming.format, found[0])
     return lambda item: target
 
 
@@ -231,15 +254,31 @@ def _named_as_folder(target: str) -> bool:
     return target.endswith(("/", os.sep)) or storage.is_dir(target)
 
 
-def _check_output_format(target: str, format: str | None) -> None:
+def _check_output_format(target: str, format: str | None, item: _Found) -> None:
+    if item.video or is_video_name(target):
+        if item.video != is_video_name(target):
+            kind = "a video" if item.video else "an image"
+            raise UsageError(f"{item.path} is {kind}, but {setting('output')} {target} is not named as {kind} file; give a name such as {_example(item)}")
+        return
     try:
         output_format(target, format)
     except ImageError as error:
         raise UsageError(str(error)) from None
 
 
+def _example(item: _Found) -> str:
+    return f"{item.path.stem}_restored{_video_extension(item.path)}" if item.video else "out.png"
+
+
+def _video_extension(path: Path) -> str:
+    """A video keeps its container; one whose extension names none is written as Matroska."""
+    return path.suffix if is_video_name(path) else FALLBACK_EXTENSION
+
+
 def _output_name(item: _Found, naming: Naming) -> str:
-    if naming.format is not None:
+    if item.video:
+        extension = _video_extension(item.path)
+    elif naming.format is not None:
         extension = extension_for(output_format(item.path, naming.format))
     else:
         extension = default_extension(str(item.path))
@@ -311,6 +350,8 @@ def _job(item: _Found, output: str, policy: Policy, existing: set[str]) -> Job:
     """A job for a planned output (with the "error" policy, existing outputs were refused before this)."""
     sources = tuple(STDIO if item.is_stdin else str(source) for source in item.sources)
     if item.problem:
-        return Job(sources, None, problem=item.problem)
-    return Job(sources, output, skip=output in existing and policy == "skip")
+        return Job(sources, None, problem=item.problem, video=item.video)
+    if item.video and is_url(sources[0]):
+        return Job(sources, None, problem=f"{sources[0]}: videos in object storage are not supported; copy the video to a local disk", video=True)
+    return Job(sources, output, skip=output in existing and policy == "skip", video=item.video)
 

@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from restore_cli.batch.models import EngineSettings, ModelChoice, ModelSpec
@@ -57,6 +57,8 @@ from restore_cli.batch.ray_protocol import (
     remove_leftovers,
 )
 from restore_cli.batch.reporting import Reporter
+from restore_cli.batch.video import VideoSettings
+from restore_cli.batch.video_split import SplitVideos
 from restore_cli.errors import UsageError, WorkerError, current_spelling, setting
 
 if importlib.util.find_spec("ray") is None:  # as `import ray` would fail, for the CLI's hint
@@ -161,6 +163,9 @@ class RayExecutor:
 
     options: RayOptions
     recipe: Recipe
+    video: VideoSettings = field(default_factory=VideoSettings)
+    """How the batch's videos are written; they are split and joined here, so workers only
+    ever see segments."""
     _driver: _Driver | None = None
 
     @classmethod
@@ -174,6 +179,7 @@ class RayExecutor:
         quality: int,
         max_pixels: int | None,
         files: FileOptions = FileOptions(),
+        video: VideoSettings = VideoSettings(),
     ) -> RayExecutor:
         hook = frozenset(filter(None, os.environ.get(KILLED_FOR_MEMORY_HOOK, "").split(os.pathsep)))
         recipe = Recipe(
@@ -181,7 +187,7 @@ class RayExecutor:
             files=files, killed_for_memory_once=hook,
         )  # fmt: skip
         address = options.address or os.environ.get("RAY_ADDRESS") or None
-        return cls(replace(options, address=address), recipe)
+        return cls(replace(options, address=address), recipe, video)
 
     def prepare(self) -> None:
         """Before the first image: start the driver (Ray takes seconds to join or start), read
@@ -227,14 +233,16 @@ class RayExecutor:
             self._driver = None
 
     def run(self, jobs: Sequence[Job], reporter: Reporter) -> list[Result]:
-        in_order = _InOrder(reporter.result)
+        in_order = _Routes(jobs, _InOrder(reporter.result), self.video, self.recipe.max_pixels, reporter)
         todo = []
         for index, job in enumerate(jobs):
             decided = settled(job)
-            if decided is None:
-                todo.append((index, job))
-            else:
+            if decided is not None:
                 in_order.add(index, decided)
+            elif job.video:
+                todo.extend(in_order.segments(index, job))  # a video's segments are spread over the workers
+            else:
+                todo.append((index, job))
         if not todo:
             self.close()
             return in_order.results
@@ -261,12 +269,13 @@ class RayExecutor:
         if lost is not None:
             with _interrupts_ignored():
                 missing = self._account_for_outputs(todo, in_order, started)
+                inputs_missing = in_order.unreported()
                 for index, job in missing:
                     in_order.add(index, _not_restored(job, lost.why))
-                reporter.lost(lost.why, len(missing))
+                reporter.lost(lost.why, inputs_missing)
         return in_order.results
 
-    def _account_for_outputs(self, todo: list[tuple[int, Job]], in_order: _InOrder, started: float) -> list[tuple[int, Job]]:
+    def _account_for_outputs(self, todo: list[tuple[int, Job]], in_order: _Routes, started: float) -> list[tuple[int, Job]]:
         """Once the driver is gone: an output this batch wrote whole whose result was lost on
         the way (the driver died just after the worker wrote it) is reported ok; what a killed
         write left is removed. Returns the jobs with no output."""
@@ -283,7 +292,7 @@ class RayExecutor:
                 missing.append((index, job))
         return missing
 
-    def _follow(self, in_order: _InOrder, reporter: Reporter, deadline: float | None = None) -> Lost | None:
+    def _follow(self, in_order: _Routes, reporter: Reporter, deadline: float | None = None) -> Lost | None:
         """Report what the driver sends until it is done (None) or the batch is lost."""
         assert self._driver is not None
         lost = None
@@ -304,7 +313,7 @@ class RayExecutor:
             elif isinstance(message, Refused):
                 raise WorkerError(message.message)
 
-    def _cancelled(self, in_order: _InOrder, reporter: Reporter) -> Lost | None:
+    def _cancelled(self, in_order: _Routes, reporter: Reporter) -> Lost | None:
         """Ctrl-C or SIGTERM: the driver cancels the work and reports what finishes, within a
         grace period; a second Ctrl-C stops waiting."""
         assert self._driver is not None
@@ -361,6 +370,51 @@ class _InOrder:
     def _emit(self, result: Result) -> None:
         self.results.append(result)
         self._report(result)
+
+
+class _Routes:
+    """Results by job index. An input's go to their place in the report's order; a video's
+    segments (numbered after the inputs) go to `SplitVideos`, which joins each video once its
+    segments are in and puts the video's one result in the video's place."""
+
+    def __init__(self, jobs: Sequence[Job], in_order: _InOrder, video: VideoSettings, max_pixels: int | None, reporter: Reporter) -> None:
+        self._in_order = in_order
+        self._inputs = len(jobs)
+        self._next_segment = len(jobs)
+        self._segments_in: set[int] = set()
+        self._video_index = {job.output: index for index, job in enumerate(jobs) if job.video}
+        self._videos = SplitVideos(video, max_pixels, self._video_done, reporter.notice, reporter.frames)
+
+    @property
+    def results(self) -> list[Result]:
+        return self._in_order.results
+
+    def segments(self, index: int, job: Job) -> list[tuple[int, Job]]:
+        """A video's unfinished segments as jobs for the workers (a video that cannot be split,
+        or has nothing left to restore, gets its result here)."""
+        works = self._videos.expand([job])
+        first, self._next_segment = self._next_segment, self._next_segment + len(works)
+        return list(enumerate(works, start=first))
+
+    def add(self, index: int, result: Result) -> None:
+        if index < self._inputs:
+            self._in_order.add(index, result)
+        else:
+            self._segments_in.add(index)
+            self._videos.report(result)
+
+    def has(self, index: int) -> bool:
+        return index in self._segments_in if index >= self._inputs else self._in_order.has(index)
+
+    def unreported(self) -> int:
+        """How many inputs have no result yet."""
+        return sum(not self._in_order.has(index) for index in range(self._inputs))
+
+    def flush(self) -> None:
+        self._in_order.flush()
+
+    def _video_done(self, result: Result) -> None:
+        self._in_order.add(self._video_index[result.output], result)
 
 
 def _not_restored(job: Job, why: str) -> Result:

@@ -18,6 +18,9 @@ from restore_cli.errors import setting
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
+FRAME_LINE_SECONDS = 30.0
+"""Without the live display, how often a video's progress line is written to the log."""
+
 Display = Literal["live", "lines", "quiet"]
 """What stderr shows besides errors: a live progress display (a terminal is watching), one
 plain line per image and a summary (a log: cron, CI, `2> log`), or nothing (--quiet)."""
@@ -49,6 +52,7 @@ class Reporter:
     """A tile count was written without its newline; the next message starts a line first."""
     _lost: str | None = field(init=False, default=None)
     """Why the batch ended before every input could finish (the Ray cluster lost), in one line."""
+    _videos: dict[str, _FrameRate] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._console = Console(file=self.stderr, soft_wrap=True, markup=False, highlight=False, emoji=False)
@@ -62,12 +66,13 @@ class Reporter:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
             console=self._console,
             transient=True,
         )
-        self._images = self._bar.add_task("images", total=total)
-        self._tiles = self._bar.add_task("tiles", total=None)
+        self._images = self._bar.add_task("images", total=total, rate="")
+        self._tiles = self._bar.add_task("tiles", total=None, rate="")
         self._bar.start()
 
     def tiles(self, done: int, total: int) -> None:
@@ -78,6 +83,21 @@ class Reporter:
             self.stderr.write(f"\rtiles {done}/{total}" + ("" if self._open_line else "\n"))
             self.stderr.flush()
 
+    def frames(self, name: str, done: int, total: int) -> None:
+        """A video's progress: frames done of all, frames per second and, live, the time left."""
+        now = time.perf_counter()
+        video = self._videos.get(name)
+        if video is None:
+            task = self._bar.add_task("frames", total=total, rate="") if self._bar is not None else None
+            video = self._videos[name] = _FrameRate(now, done, now, task)
+        fps = video.fps(now, done)
+        if self._bar is not None and video.task is not None:
+            self._bar.update(video.task, completed=done, total=total, rate=f"{fps:.2f} fps" if fps else "")
+        elif self.display == "lines" and now - video.said >= FRAME_LINE_SECONDS:
+            video.said = now
+            left = f", {_duration((total - done) / fps)} left" if fps and total > done else ""
+            self._say(f"{name}: {done}/{total} frames, {fps:.2f} fps{left}")
+
     def result(self, result: Result) -> None:
         self._counts[result.status] += 1
         if result.failure == "cluster":
@@ -87,9 +107,12 @@ class Reporter:
         elif self.display == "lines":
             self._say(f"[{self._done}/{self._total}] {_outcome(result)}")
         if self.json:
-            self._json_line(jsonl.line("image", **result.to_json()))
+            self._json_line(jsonl.line(result.kind, **result.to_json()))
+        video = self._videos.pop(result.input, None)
         if self._bar is not None:
             self._bar.advance(self._images)
+            if video is not None and video.task is not None:
+                self._bar.remove_task(video.task)
 
     def notice(self, line: str) -> None:
         """A run-level warning, printed above the live display."""
@@ -120,7 +143,8 @@ class Reporter:
 
     def interrupted(self, code: int) -> int:
         self._stop()
-        self._say(f"interrupted after {self._done} image(s); every file written is complete")
+        resume = "; run the same command again to finish the video where it stopped" if self._videos else ""
+        self._say(f"interrupted after {self._done} image(s); every file written is complete{resume}")
         self._json_summary("interrupted" if code == EXIT_INTERRUPTED else "terminated", code)
         return code
 
@@ -163,8 +187,29 @@ class Reporter:
         self.stdout.flush()
 
 
+@dataclass
+class _FrameRate:
+    """Where a video's frame count stood when this run first heard of it (a resumed video
+    starts part done), to measure this run's speed."""
+
+    started: float
+    first: int
+    said: float
+    task: TaskID | None
+
+    def fps(self, now: float, done: int) -> float:
+        return (done - self.first) / (now - self.started) if now > self.started else 0.0
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
 def _outcome(result: Result) -> str:
     if result.status == "skipped":
         return f"{result.input}: skipped, {result.output} exists"
     output = "<stdout>" if result.output == STDIO else result.output
-    return f"{result.input} -> {output} ({result.seconds:.1f} s)"
+    frames = f"{result.frames} frames, " if result.frames is not None else ""
+    return f"{result.input} -> {output} ({frames}{result.seconds:.1f} s)"

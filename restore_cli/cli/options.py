@@ -60,6 +60,8 @@ class TaskOptions:
     compare_layout: Literal["auto", "side", "split"] = "auto"
     raw_wb: Literal["camera", "auto"] = "camera"
     raw_demosaic: Literal["ahd", "aahd", "dht", "dcb", "linear"] = "ahd"
+    video_codec: Optional[str] = None
+    crf: Optional[int] = None
 
 
 def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
@@ -67,7 +69,7 @@ def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
 
 
 COMMON = [
-    _param("inputs", Optional[List[str]], typer.Argument(None, metavar="INPUT...", help="Image files, folders, glob patterns, URLs (s3://, gs://, az://...), or - for stdin.", show_default=False)),
+    _param("inputs", Optional[List[str]], typer.Argument(None, metavar="INPUT...", help="Image or video files, folders, glob patterns, URLs (s3://, gs://, az://...), or - for stdin (images only).", show_default=False)),
     _param("output", Optional[str], typer.Option(None, "-o", "--output", metavar="OUT", help="Output file, folder, URL (s3://bucket/clean/), or - for stdout. Default: next to each input as <stem>_<task>.<ext>.")),
     _param("model", Optional[str], typer.Option(None, "--model", metavar="NAME", help="Zoo model name instead of the task's default (see `restore models list`).")),
     _param("weights", Optional[Path], typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file (.pth/.safetensors) instead of a zoo model.")),
@@ -105,6 +107,8 @@ COMMON = [
     _param("raw_wb", Literal["camera", "auto"], typer.Option("camera", "--raw-wb", metavar="camera|auto", help="Camera RAW white balance: as the camera measured it, or estimated from the picture.")),
     _param("raw_demosaic", Literal["ahd", "aahd", "dht", "dcb", "linear"], typer.Option("ahd", "--raw-demosaic", metavar="ahd|aahd|dht|dcb|linear", help="Camera RAW demosaicing (LibRaw's algorithms; ahd is its default).")),
     _param("storage_option", Optional[List[str]], typer.Option(None, "--storage-option", metavar="KEY=VALUE", help="Passed to the object store's fsspec filesystem for URLs (e.g. endpoint_url=http://127.0.0.1:9000); repeatable. Credentials come from the store's own configuration (docs/storage.md).")),
+    _param("video_codec", Optional[str], typer.Option(None, "--video-codec", metavar="NAME", help="Videos: the FFmpeg encoder for the picture (libx264, libx265, libvpx-vp9, libsvtav1, ffv1, ...). Default: the input's codec.")),
+    _param("crf", Optional[int], typer.Option(None, "--crf", min=0, metavar="N", help="Videos: the encoder's constant quality, lower is better (default: visually lossless, e.g. 17 for libx264).")),
 ]
 SIGMA = _param("sigma", Optional[int], typer.Option(None, "--sigma", metavar="15|25|50", help="Noise level 15, 25 or 50: use the non-blind Gaussian denoiser."))
 DUAL_PIXEL = _param("dual_pixel", bool, typer.Option(False, "--dual-pixel", help="INPUTs are LEFT RIGHT views of a dual-pixel capture."))

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
-from restore_cli.batch import comparing, executor, local, models, pipeline, planning, reporting
+from restore_cli.batch import comparing, executor, local, models, pipeline, planning, reporting, video
 from restore_cli.cli.console import debug_logging, fail
 from restore_cli.cli.engine_options import check_engine_settings, engine_settings, import_ray_executor, ray_options
 from restore_cli.cli.options import COMMON, DUAL_PIXEL, SIGMA, WEIGHTS_REQUIRED, TaskOptions
-from restore_cli.errors import UnknownModelError, UsageError
+from restore_cli.errors import UnknownModelError, UsageError, VideoError
 from restore_cli.io.raw import RawOptions
 from restore_cli.io import stores
 
@@ -159,10 +159,11 @@ def _run(task: Task, options: TaskOptions) -> int:
         check_engine_settings(settings)
     jobs = planning.plan_jobs(options.inputs or [], _naming(task, options), views=2 if options.dual_pixel else 1, listed=listed)
     files = _file_options(options, jobs)
+    videos = _video_settings(options, settings, choice)
     if on_ray is None:
-        runner: executor.Executor = _local_executor(options, settings, choice, files)
+        runner: executor.Executor = _local_executor(options, settings, choice, files, videos)
     else:
-        runner = _ray_executor(options, on_ray, settings, choice, jobs, files)
+        runner = _ray_executor(options, on_ray, settings, choice, jobs, files, videos)
     reporter = reporting.Reporter(
         stdout=sys.stdout,
         stderr=sys.stderr,
@@ -195,11 +196,30 @@ def _resume_command(command: str) -> Optional[str]:
     return shlex.join(["restore", *kept, "--skip-existing"])
 
 
+def _video_settings(options: TaskOptions, settings: models.EngineSettings, choice: models.ModelChoice) -> video.VideoSettings:
+    """--video-codec and --crf, checked before any work (they apply to every video of the batch)."""
+    from restore_cli.io.video.encode import check_crf, check_encoder
+
+    try:
+        if options.video_codec is not None:
+            check_encoder(options.video_codec)
+            check_crf(options.video_codec, options.crf)
+    except VideoError as error:
+        raise UsageError(str(error)) from None
+    return video.video_settings(settings, choice, options.video_codec, options.crf)
+
+
 def _local_executor(
-    options: TaskOptions, settings: models.EngineSettings, choice: models.ModelChoice, files: pipeline.FileOptions
+    options: TaskOptions,
+    settings: models.EngineSettings,
+    choice: models.ModelChoice,
+    files: pipeline.FileOptions,
+    videos: video.VideoSettings,
 ) -> local.LocalExecutor:
     loaded = models.Models(choice, settings.load)
-    steps = pipeline.Pipeline(loaded, format=options.format, quality=options.quality, max_pixels=options.max_pixels, files=files)
+    steps = pipeline.Pipeline(
+        loaded, format=options.format, quality=options.quality, max_pixels=options.max_pixels, files=files, video=videos
+    )
     return local.LocalExecutor(steps, load=lambda: _load_up_front(loaded))
 
 
@@ -223,11 +243,19 @@ def _ray_executor(
     choice: models.ModelChoice,
     jobs: list[planning.Job],
     files: pipeline.FileOptions,
+    videos: video.VideoSettings,
 ) -> executor.Executor:
     if any(job.output == planning.STDIO or planning.STDIO in job.sources for job in jobs):
         raise UsageError("--engine ray reads and writes files or URLs every worker can reach; - (stdin/stdout) needs --engine local")
     return import_ray_executor().RayExecutor.for_batch(
-        chosen, settings, choice, format=options.format, quality=options.quality, max_pixels=options.max_pixels, files=files
+        chosen,
+        settings,
+        choice,
+        format=options.format,
+        quality=options.quality,
+        max_pixels=options.max_pixels,
+        files=files,
+        video=videos,
     )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from restore_cli.errors import ImageError, one_line, setting
+from restore_cli.errors import ImageError, one_line
 from restore_cli.io import avif, heif, jxl, magic, metadata, raw, storage
 from restore_cli.io.image import FLOAT_DEPTH, DecodedImage, describe
 from restore_cli.io.metadata import ORIENTATION_TAG

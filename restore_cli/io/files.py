@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from restore_cli.io.urls import is_url
 
@@ -46,18 +47,46 @@ def leftover_temp_files(path: str | os.PathLike) -> list[Path]:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Temp file in the same folder, fsync, then rename: readers see the old file or the whole new one."""
-    handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=path.parent or ".")
-    try:
-        with os.fdopen(handle, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fchmod(temp.fileno(), _FILE_MODE)
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
+    with AtomicFile(path) as file:
+        file.write(data)
+
+
+class AtomicFile:
+    """A file written under a hidden temp name and renamed to ``path`` only once complete:
+    for outputs written piece by piece (a video, a segment of one), as a context manager
+    (renamed on a clean exit, removed on any exception, Ctrl-C included) or by hand
+    (`commit` / `discard`)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        handle, name = tempfile.mkstemp(prefix=_temp_prefix(self.path), suffix=_TEMP_SUFFIX, dir=self.path.parent or ".")
+        self.temp = Path(name)
+        self.file = os.fdopen(handle, "w+b")
+
+    def __enter__(self) -> BinaryIO:
+        return self.file
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def commit(self) -> None:
+        try:
+            self.file.flush()
+            os.fchmod(self.file.fileno(), _FILE_MODE)
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.temp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        _fsync_folder(self.path.parent)
+
+    def discard(self) -> None:
+        self.file.close()
+        self.temp.unlink(missing_ok=True)
 
 
 def _fsync_folder(folder: Path) -> None:

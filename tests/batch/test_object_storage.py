@@ -8,7 +8,6 @@ with the same batch on local paths: the store must change where bytes live, noth
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import signal
 import sys

@@ -23,13 +23,11 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 
 import restore_cli
 from restore_cli.io.decode import read_image
-from restore_cli.io.encode import write_image
 from tests.cli.test_hardening_cli import _digests, _photo
 from tests.cli.test_tasks import RGB_WITHBIAS, Photos, _invoke, _json_lines, _subprocess, one_thread, photos  # noqa: F401
 from tests.cli_assertions import LOG_LINE, assert_one_line_error
@@ -394,3 +392,23 @@ def test_an_unreachable_cluster_is_one_line_within_the_bound(tmp_path: Path, sil
         port = closed.getsockname()[1]
     refused = _restore(tmp_path / "in", "-o", tmp_path / "out", "--ray-address", f"127.0.0.1:{port}")
     assert_one_line_error(refused, 2, f"cannot reach the Ray cluster at 127.0.0.1:{port}: connection refused")
+# ---------------------------------------------------------------- videos
+
+
+def test_a_video_spread_over_ray_workers_is_the_same_file_as_restored_locally(cluster, tmp_path: Path) -> None:
+    """Two workers take one segment each (each decodes its own from the shared path); the
+    driver joins them into the same bytes the local engine writes."""
+    from tests.video_clips import Clip, make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", Clip(frames=24, audio=True))  # two segments of 12 frames
+    runs = {
+        engine: _restore(clip, "-o", tmp_path / f"{engine}.mp4", "--json", "--quiet", *options, engine=engine)
+        for engine, options in (("local", ()), ("ray", ("--workers", "2")))
+    }
+
+    for engine, run in runs.items():
+        assert run.exit_code == 0, run.output
+        (line,) = _json_lines(run.stdout)[:-1]
+        assert (line["type"], line["frames"], line["output"]) == ("video", 24, str(tmp_path / f"{engine}.mp4"))
+    assert (tmp_path / "ray.mp4").read_bytes() == (tmp_path / "local.mp4").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "local.mp4", "ray.mp4"]  # work folders gone

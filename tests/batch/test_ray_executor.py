@@ -117,3 +117,24 @@ def test_ctrl_c_once_every_input_is_reported_is_not_an_interruption(tmp_path: Pa
     jobs = _batch(tmp_path, 2)
     code, lines, stderr = _run(jobs, ScriptedDriver(Finished(0, _ok(jobs[0])), Finished(1, _ok(jobs[1])), KeyboardInterrupt, Done()))
     assert code == 0 and lines[-1]["status"] == "done" and "interrupted" not in stderr
+
+
+def test_a_video_goes_out_as_segments_and_comes_back_as_one_result_in_its_place(tmp_path: Path) -> None:
+    """Workers get the video's segments, never the whole video; when the cluster is lost with
+    none of them in, the video gets one failed line in its place and counts as one input."""
+    from tests.video_clips import Clip, make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", Clip(frames=24))  # 2 s: two segments
+    image, video = _batch(tmp_path, 1)[0], Job((str(clip),), str(tmp_path / "out" / "clip.mp4"), video=True)
+    driver = ScriptedDriver(Finished(0, _ok(image)), ChannelClosed())
+    code, lines, stderr = _run([image, video], driver)
+
+    (batch,) = driver.sent
+    sent = [job for _, job in batch.jobs]  # type: ignore[attr-defined]
+    assert sent[0] == image and len(sent) == 3 and all(job.segment is not None and not job.video for job in sent[1:])
+    assert [index for index, _ in batch.jobs] == [0, 2, 3]  # type: ignore[attr-defined]
+    assert [(line["input"], line["type"], line["status"], line["failure"]) for line in lines[:-1]] == [
+        (image.name, "image", "ok", None), (video.name, "video", "failed", "cluster"),
+    ]  # fmt: skip
+    assert lines[1]["output"] == video.output
+    assert "1 of 2 input(s) not restored, 1 restored" in stderr

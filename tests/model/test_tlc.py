@@ -9,7 +9,6 @@ checks (in both memory formats) to float rounding.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import psutil
