@@ -78,6 +78,8 @@ class LocalExecutor:
     pipeline: Pipeline
     load: Callable[[], None] | None = None
     """What `prepare` runs: loading the model up front."""
+    io_threads: int = 2
+    """Reader threads, and writer threads, beside inference (fewer when the run is given fewer threads)."""
 
     def prepare(self) -> None:
         if self.load is not None:
@@ -86,4 +88,4 @@ class LocalExecutor:
     def run(self, jobs: Sequence[Job], reporter: Reporter) -> list[Result]:
         self.pipeline.on_tiles = reporter.tiles
         self.pipeline.on_notice = reporter.notice
-        return run_local(jobs, self.pipeline, reporter.result)
+        return run_local(jobs, self.pipeline, reporter.result, readers=self.io_threads, writers=self.io_threads)

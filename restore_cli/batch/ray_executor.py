@@ -58,6 +58,8 @@ class RayOptions:
     """None: as many as the cluster's CPUs (and GPUs, when workers take some) allow."""
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
+    threads: int | None = None
+    """Torch threads in each worker; None: one per CPU it reserves."""
     debug: bool = False
     """Let Ray's own logs and the workers' output through to the terminal."""
 
@@ -84,6 +86,7 @@ class Recipe:
     max_pixels: int | None
     cpus: float
     gpus: float
+    threads: int | None = None
     spelling: dict[str, str] = field(default_factory=current_spelling)
     files: FileOptions = field(default_factory=FileOptions)
     """How the driver's messages name settings, so a worker's say the same."""
@@ -110,7 +113,7 @@ class _Worker:
 
         from restore_cli.batch.models import Models
 
-        torch.set_num_threads(max(1, math.floor(recipe.cpus)))  # a fraction of a CPU still needs a thread
+        torch.set_num_threads(recipe.threads or max(1, math.floor(recipe.cpus)))  # a fraction of a CPU still needs a thread
         install_spelling(recipe.spelling)  # this process serves this batch alone
         self._recipe = recipe
         self._settings = _with_memory_share(recipe)
@@ -198,7 +201,7 @@ class RayExecutor:
         max_pixels: int | None,
         files: FileOptions = FileOptions(),
     ) -> RayExecutor:
-        recipe = Recipe(settings, choice, {}, format, quality, max_pixels, options.cpus_per_worker, options.gpus_per_worker, files=files)
+        recipe = Recipe(settings, choice, {}, format, quality, max_pixels, options.cpus_per_worker, options.gpus_per_worker, options.threads, files=files)
         return cls(options, recipe)
 
     def prepare(self) -> None:
@@ -221,6 +224,9 @@ class RayExecutor:
             else:
                 report(decided)
         if todo:
+            if not ray.is_initialized():  # seconds with nothing to show otherwise
+                address = self.options.address or os.environ.get("RAY_ADDRESS")
+                reporter.note(f"connecting to Ray at {address}…" if address else "starting Ray (first run takes ~10 s)…")
             with _connected(self.options):
                 shipped = {spec: Weights(ray.put(w.state_dict), w.source) for spec, w in self.recipe.weights.items()}
                 recipe = replace(self.recipe, weights=shipped)
