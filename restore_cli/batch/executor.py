@@ -53,8 +53,9 @@ def execute(jobs: Sequence[Job], executor: Executor, reporter: Reporter) -> int:
     """Run the batch with ``executor``, report it, and return the process exit code.
 
     Jobs that failed in planning (a missing input) are reported first; then the executor
-    prepares (loads the model), only if some image is to be restored; an error there ends the
-    batch in one line before any image is read.
+    prepares (loads the model), only if some image is to be restored. A model that cannot be
+    loaded, there or when an image first needs it, ends the batch: every input not yet
+    reported fails with that one reason (see `Reporter.fatal`).
     """
     reporter.start(len(jobs))
     planned_failures = [result for result in map(settled, jobs) if result is not None and result.status == "failed"]
@@ -70,6 +71,6 @@ def execute(jobs: Sequence[Job], executor: Executor, reporter: Reporter) -> int:
         return reporter.interrupted(EXIT_INTERRUPTED)
     except Terminated:
         return reporter.interrupted(EXIT_TERMINATED)
-    except Exception as error:  # the model could not be loaded: nothing can be restored
-        return reporter.fatal(describe_error(error))
+    except Exception as error:  # the model could not be loaded: nothing more can be restored
+        return reporter.fatal(describe_error(error), runnable)
     return reporter.finish()
