@@ -15,15 +15,16 @@ from typing import Optional, Tuple
 import typer
 from rich.console import Console
 
+from restore_cli.batch.pipeline import describe_error, is_expected
 from restore_cli.cli import threads as cli_threads
-from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, fail
+from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, debug_logging, fail
 from restore_cli.cli.progress import RichDownloadBar
 from restore_cli.cli.train_progress import TrainingReporter, duration, emit
 from restore_cli.errors import CheckpointError, DataError, SaveError, StateError, UsageError, ZooError
 
 EPILOG = (
     "Examples:\n\n\b\n"
-    "restore train clean_photos/ --sigma 25 --size tiny --patch 64 --iters 500 -o my_denoiser.pth   # minutes on a laptop CPU\n"
+    "restore train clean_photos/ --sigma 25 --size tiny --patch 64 --iters 300 -o my_denoiser.pth   # minutes on a laptop CPU\n"
     "restore train clean_photos/ --sigma 0-50 --size small -o blind.pth  # a blind denoiser\n"
     "restore train --pairs rainy/ clean/ --from deraining -o derain_ours.pth   # fine-tune (a GPU: hours, a CPU: days)\n"
     "restore train --pairs noisy/ clean/ --from real_denoising --val-pairs vnoisy/ vclean/ -o ft.pth --iters 20000\n"
@@ -61,14 +62,15 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing checkpoint or state file."),
     threads: Optional[int] = cli_threads.option(),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per validation, and one at the end, on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or validation lines on stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or validation lines on stderr (warnings and errors still show)."),
+    debug: bool = typer.Option(False, "--debug", help="restore's own debug log, and tracebacks for unexpected errors."),
 ) -> None:
     """Fine-tune a Restormer on your own images, or train one from scratch.
 
     Ctrl-C stops after the step in progress (twice: at once), saving the state to resume from.
     Fine-tuning the official weights (--from a zoo model) keeps them under the authors'
     non-commercial licence."""
-    chosen = {name: value for name, value in locals().items() if name not in ("as_json", "quiet", "threads")}
+    chosen = {name: value for name, value in locals().items() if name not in ("as_json", "quiet", "threads", "debug")}
     # Imported here, not at the top: torch would slow down every other command's start.
     from restore_cli.training.control import step_in_flight
     from restore_cli.training.run import TrainingOptions, run
@@ -77,6 +79,8 @@ def train_command(
     options = TrainingOptions(**chosen, download_progress=RichDownloadBar)
     console = Console(stderr=True, quiet=quiet, soft_wrap=True)  # a line per message, whatever the width
     reporter = TrainingReporter(console, as_json, fine_tuning=start is not None)
+    if debug:
+        debug_logging()
     try:
         cli_threads.use(threads)
         with reporter.progress:
@@ -92,6 +96,10 @@ def train_command(
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as error:  # anything else: one line (a bug's traceback with --debug)
+        if debug and not is_expected(error):
+            raise
+        fail(describe_error(error), EXIT_FAILED)
     if as_json:
         loss = result.last_loss
         emit({"type": "done", "output": str(result.output), "iterations": result.iterations,
