@@ -31,6 +31,7 @@ from restore_cli.cli import threads as cli_threads
 from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, debug_logging, fail
 from restore_cli.cli.progress import RichDownloadBar
 from restore_cli.errors import UsageError
+from restore_cli.io.files import check_can_write
 from restore_cli.quality.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate
 
 # --------------------------------------------------------------------------- report
@@ -209,6 +210,8 @@ def eval_command(
         else:
             _refuse(f"--task {task.value}", {"PRED/GT": paths or None})
             _check_model(model, weights)
+            if compare is not None:  # the views are written after every image is scored: try the folder first
+                check_can_write(compare / "worst.jpg", "compare")
             watched = not quiet and sys.stderr.isatty()
             chosen = {"model": model, "weights": weights, "download_progress": RichDownloadBar if watched else False,
                       "offline": True if offline else None, "compare": compare}  # fmt: skip

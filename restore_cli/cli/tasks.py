@@ -157,7 +157,7 @@ def _run(task: Task, options: TaskOptions) -> int:
         check_engine_settings(settings)
     jobs = planning.plan_jobs(options.inputs or [], _naming(task, options), views=2 if options.dual_pixel else 1, listed=listed)
     files = _file_options(options, jobs)
-    destinations.check_destinations(jobs)
+    destinations.check_destinations(jobs, files.compare.views.values() if files.compare is not None else ())
     if on_ray is None:
         runner: executor.Executor = _local_executor(options, settings, choice, jobs, files)
     else:

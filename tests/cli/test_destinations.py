@@ -76,3 +76,14 @@ def test_training_into_an_unwritable_folder_is_refused_before_the_first_step(unw
 
     assert_one_line_error(result, 2, f"{unwritable / 't.pth'}: cannot write files in {unwritable}", "choose another -o")
     assert "iteration" not in result.stderr
+
+
+def test_before_after_views_into_an_unwritable_folder_are_refused_before_any_work(unwritable: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "p.png")
+    batch = _invoke("run", "--weights", tmp_path / "missing.pth", photo, "-o", tmp_path / "out.png", "--compare", f"{unwritable}/views/")
+    assert_one_line_error(batch, 2, f"cannot create folders in {unwritable}", "choose another --compare")
+    for folder in ("in", "gt"):
+        _photo(tmp_path / folder / "p.png")
+    scored = _invoke("eval", "--task", "derain", "--input", tmp_path / "in", "--target", tmp_path / "gt",
+                     "--weights", tmp_path / "missing.pth", "--compare", unwritable / "views")  # fmt: skip
+    assert_one_line_error(scored, 2, f"cannot create folders in {unwritable}", "choose another --compare")
