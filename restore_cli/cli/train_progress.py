@@ -81,8 +81,8 @@ class TrainingReporter:
         self._began = self._second_step = self._last_step = 0.0
         self.progress = Progress(
             TextColumn("iteration {task.completed:.0f}/{task.total:.0f}"),
-            BarColumn(),
-            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}"),
+            BarColumn(bar_width=15),
+            TextColumn("loss {task.fields[loss]} lr {task.fields[lr]}"),
             _PaceColumn(self),
             console=console,
             disable=not console.is_terminal,
@@ -114,7 +114,7 @@ class TrainingReporter:
         if iteration == self.first + 1:
             self._second_step = now
         self.iteration, self._last_step, self.loss = iteration, now, f"{loss:.4f}"
-        self.progress.update(self.task, completed=iteration, loss=self.loss, lr=f"{lr:.2e}")
+        self.progress.update(self.task, completed=iteration, loss=self.loss, lr=f"{lr:.1e}")
         every = max(1, self.total // LOG_LINES)
         if self.log and (iteration % every == 0 or iteration == self.total):
             self.console.print(f"iteration {iteration}/{self.total}: loss {self.loss}, {self.pace_text()}")
@@ -151,7 +151,7 @@ class TrainingReporter:
             return "- it/s"
         rate = f"{1 / per_step:.2f} it/s" if per_step < 1 else f"{duration(per_step)}/it"
         left = per_step * (self.total - self.iteration) - min(time.monotonic() - self._last_step, per_step)
-        return f"{rate}, about {duration(max(left, 0.0))} left" if self.iteration < self.total else rate
+        return f"{rate}, {duration(max(left, 0.0))} left" if self.iteration < self.total else rate
 
     def interrupted(self, state: Path) -> str:
         """What the state file holds after Ctrl-C, and how to continue."""

@@ -37,7 +37,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(args: list[str], message: st
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["denoise", "x.png", "--format", "gif"], "--format gif: must be one of png, jpg, tif, webp, bmp"),
+        (["denoise", "x.png", "--format", "gif"], "--format gif: must be one of png, jpg, tif, webp, bmp, heic, avif, jxl"),
         (["denoise", "x.png", "--quality", "0"], "--quality 0: must be at least 1"),
         (["bench", "--repeat", "0"], "--repeat 0: must be at least 1"),
         (["train", "x", "-o", "t.pth", "--patch", "big"], "--patch big: must be a whole number"),
