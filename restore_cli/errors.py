@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class RestoreError(Exception):
@@ -20,6 +21,11 @@ class RestoreError(Exception):
 
 class UsageError(RestoreError):
     """A command that cannot run as given; nothing has been read or written yet (exit 2)."""
+
+
+class DestinationError(UsageError):
+    """A file restore would write cannot be created there (a read-only folder, a mount that
+    refuses files); found before any work, so nothing computed is lost to it (exit 2)."""
 
 
 class ImageError(RestoreError):
@@ -78,6 +84,15 @@ class MetricError(RestoreError, ValueError):
 
 class DataError(RestoreError):
     """Training data that cannot be used; str() is one line naming the file and the fix."""
+
+
+class SaveError(RestoreError):
+    """Training could not write its checkpoint or state file after all; the message names
+    where the weights went instead (or that they could not be kept anywhere)."""
+
+    def __init__(self, message: str, fallback: Path | None) -> None:
+        super().__init__(message)
+        self.fallback = fallback
 
 
 class StateError(RestoreError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -43,9 +43,9 @@ class Executor(Protocol):
     """How a batch's steps are run. Every executor reports each result through the same
     `Reporter` as it arrives, so progress, JSON and exit codes never depend on the engine."""
 
-    def prepare(self) -> None:
+    def prepare(self, note: Callable[[str], None]) -> None:
         """Load what the batch needs (the model) before the first image; raising here ends
-        the batch in one line."""
+        the batch in one line. ``note`` tells the user what a slow start is waiting for."""
 
     def run(self, jobs: Sequence[Job], reporter: Reporter) -> list[Result]: ...
 
@@ -54,9 +54,10 @@ def execute(jobs: Sequence[Job], executor: Executor, reporter: Reporter) -> int:
     """Run the batch with ``executor``, report it, and return the process exit code.
 
     The executor prepares (loads the model; Ray's joins the cluster) only if some image is to be
-    restored; an error there ends the batch in one line before any image is read, and a
-    `UsageError` there (an unreachable cluster) before anything is written, not even JSON.
-    Jobs that failed in planning (a missing input) are reported first.
+    restored; a `UsageError` there (an unreachable cluster) ends it before anything is
+    written, not even JSON. Jobs that failed in planning (a missing input) are reported next.
+    A model that cannot be loaded, in `prepare` or when an image first needs it, ends the
+    batch: every input not yet reported fails with that one reason (see `Reporter.fatal`).
     """
     reporter.start(len(jobs))
     planned_failures = [result for result in map(settled, jobs) if result is not None and result.status == "failed"]
@@ -69,7 +70,7 @@ def execute(jobs: Sequence[Job], executor: Executor, reporter: Reporter) -> int:
     try:
         with _sigterm_raises():
             if any(not job.skip for job in runnable):
-                executor.prepare()
+                executor.prepare(reporter.note)
             report_planned_failures()
             executor.run(runnable, reporter)
     except UsageError:
@@ -81,7 +82,7 @@ def execute(jobs: Sequence[Job], executor: Executor, reporter: Reporter) -> int:
     except Terminated:
         report_planned_failures()
         return reporter.interrupted(EXIT_TERMINATED)
-    except Exception as error:  # the model could not be loaded: nothing can be restored
+    except Exception as error:  # the model could not be loaded: nothing more can be restored
         report_planned_failures()
-        return reporter.fatal(describe_error(error))
+        return reporter.fatal(describe_error(error), runnable)
     return reporter.finish()

@@ -78,8 +78,10 @@ class LocalExecutor:
     pipeline: Pipeline
     load: Callable[[], None] | None = None
     """What `prepare` runs: loading the model up front."""
+    io_threads: int = 2
+    """Reader threads, and writer threads, beside inference (fewer when the run is given fewer threads)."""
 
-    def prepare(self) -> None:
+    def prepare(self, note: Callable[[str], None]) -> None:
         if self.load is not None:
             self.load()
 
@@ -87,4 +89,4 @@ class LocalExecutor:
         self.pipeline.on_tiles = reporter.tiles
         self.pipeline.on_frames = reporter.frames
         self.pipeline.on_notice = reporter.notice
-        return run_local(jobs, self.pipeline, reporter.result)
+        return run_local(jobs, self.pipeline, reporter.result, readers=self.io_threads, writers=self.io_threads)

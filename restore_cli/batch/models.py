@@ -8,12 +8,13 @@ per image. ``EngineSettings`` carries the engine and zoo options every command s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
+from restore_cli.io.decode import peek_channels
 from restore_cli.io.image import DecodedImage
 
 if TYPE_CHECKING:
@@ -76,6 +77,29 @@ class Models:
 
     def for_image(self, image: DecodedImage) -> Model:
         return self.get(self.choice.for_image(image))
+
+    def load_for(self, sources: Iterable[str]) -> None:
+        """Load, before the first image, every model these inputs will use, so that one that
+        cannot be loaded ends the batch in one line before any work. Where colour and gray
+        photos get different models, the files' headers say which are used: a folder of gray
+        scans must not download (or, offline, fail for) the colour model it never needs. An
+        input whose header cannot be read here (stdin, a damaged file) loads its model when
+        it reaches it, if it does."""
+        specs = dict.fromkeys((self.choice.color, self.choice.gray))
+        if len(specs) > 1:
+            specs = dict.fromkeys(self._used_by(sources))
+        for spec in specs:
+            self.get(spec)
+
+    def _used_by(self, sources: Iterable[str]) -> list[ModelSpec]:
+        used: dict[ModelSpec, None] = {}
+        for source in sources:
+            channels = peek_channels(source)
+            if channels is not None:
+                used[self.choice.gray if channels == 1 else self.choice.color] = None
+            if len(used) == 2:
+                break
+        return list(used)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from restore_cli.batch.video import Done, FrameProgress, VideoSettings, restore_
 from restore_cli.errors import ImageError, InputError, RestoreError, UsageError, one_line, setting
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import check_output, write_image
-from restore_cli.io.image import DecodedImage, output_format, to_tensor, with_pixels
+from restore_cli.io.image import DecodedImage, model_input, output_format, to_tensor, with_pixels
 from restore_cli.io.metadata import METADATA_BLOCKS, unsupported
 from restore_cli.io.raw import RawOptions
 from restore_cli.io.urls import is_url
@@ -174,7 +174,7 @@ class Pipeline:
     _dropped_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def process_one(self, job: Job) -> Result:
-        """Read, restore and write one job; never raises."""
+        """Read, restore and write one job; raises only when the model cannot be loaded."""
         loaded = self.read(job)
         restored = self.restore(loaded) if isinstance(loaded, Loaded) else loaded
         return self.write(restored) if isinstance(restored, Restored) else restored
@@ -186,16 +186,19 @@ class Pipeline:
         return settled(job) or _guarded(job, 0.0, lambda: Loaded(job, tuple(self._decode(source) for source in job.sources)))
 
     def restore(self, loaded: Loaded) -> Restored | Result:
-        """Restore a job's image, or the whole of a video (which is then written too)."""
+        """Restore a job's image, or the whole of a video (which is then written too). A model
+        that cannot be loaded for an image is not that image's failure but the whole batch's:
+        its error is raised, and the executor ends the batch with it."""
         job = loaded.job
         if _is_video(job):
             return _guarded(job, loaded.seconds, lambda: video_result(job, self._restore_video(job)))
-        return _guarded(job, loaded.seconds, lambda: self.restore_images(job, loaded.images))
+        model = self.models.for_image(loaded.images[0])
+        return _guarded(job, loaded.seconds, lambda: self.restore_images(job, loaded.images, model))
 
-    def restore_images(self, job: Job, images: tuple[DecodedImage, ...]) -> Restored:
+    def restore_images(self, job: Job, images: tuple[DecodedImage, ...], model: Model | None = None) -> Restored:
         """The model on one picture (two for a dual-pixel pair): the step every photo and
         every video frame goes through, so an option that changes pixels belongs here."""
-        model = self.models.for_image(images[0])
+        model = model or self.models.for_image(images[0])
         tiles = _TileCount(self.on_tiles)
         pixels = _run_model(model, images, tiles, job.name)
         before = images[0] if self.files.compare is not None else None
@@ -316,21 +319,13 @@ def describe_failure(job: Job, error: Exception) -> str:
 
 
 def _run_model(model: Model, images: tuple[DecodedImage, ...], progress: TileProgress, name: str) -> torch.Tensor:
-    """Feed the model what it takes: two views for dual-pixel models, gray photos as RGB for RGB
-    models (written back as gray by `with_pixels`). A colour photo is refused by a gray model:
-    restoring each channel alone would be slower and worse than the colour model the user
-    almost certainly meant, so the message names it."""
+    """Feed the model what it takes: two views for dual-pixel models, otherwise the image as
+    `io.image.model_input` converts it (gray photos as RGB for RGB models)."""
     if model.in_channels == 6:
         return model.restore(_dual_pixel_tensor(images, model.name, name), progress)
     if len(images) != 1:
         raise InputError(f"{name}: {model.name} restores one image, not a dual-pixel pair; use a dual-pixel model")
-    image = images[0]
-    if model.in_channels == 1 and image.channels == 3:
-        raise InputError(
-            f"{name}: is a colour image but {model.name} is a grayscale model; use a colour model "
-            f"(for denoising, the default or {setting('model')} gaussian picks one per image)"
-        )
-    return model.restore(to_tensor(image, channels=model.in_channels), progress)
+    return model.restore(model_input(images[0], model.in_channels, name, model.name), progress)
 
 
 def _dual_pixel_tensor(images: tuple[DecodedImage, ...], model: str, name: str) -> torch.Tensor:

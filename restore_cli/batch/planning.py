@@ -177,7 +177,8 @@ def _expand(argument: str, recursive: bool, avoid: Location | None) -> list[_Fou
     path = location(argument)
     if storage.is_dir(argument):
         found = _scan(path, recursive, avoid)
-        hint = "" if recursive else f" (pass {setting('recursive')} to include subfolders)"
+        subfolders = not recursive and any(entry.is_dir() and not entry.name.startswith(".") for entry in path.iterdir())
+        hint = f" (pass {setting('recursive')} to include its subfolders)" if subfolders else ""
         return found or [_Found((path,), path, problem=f"{argument}: no images in this folder{hint}")]
     if _is_glob(argument):
         found = _glob(argument, recursive)

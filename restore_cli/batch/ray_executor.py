@@ -184,12 +184,12 @@ class RayExecutor:
         hook = frozenset(filter(None, os.environ.get(KILLED_FOR_MEMORY_HOOK, "").split(os.pathsep)))
         recipe = Recipe(
             settings, choice, {}, format, quality, max_pixels, options.cpus_per_worker, options.gpus_per_worker,
-            files=files, killed_for_memory_once=hook,
+            threads=options.threads, files=files, killed_for_memory_once=hook,
         )  # fmt: skip
         address = options.address or os.environ.get("RAY_ADDRESS") or None
         return cls(replace(options, address=address), recipe, video)
 
-    def prepare(self) -> None:
+    def prepare(self, note: Callable[[str], None]) -> None:
         """Before the first image: start the driver (Ray takes seconds to join or start), read
         the weights meanwhile, then wait, within a bound, until the cluster holds a worker. An
         unreachable cluster is a usage error (exit 2); a bad checkpoint or a cluster too small
@@ -197,6 +197,7 @@ class RayExecutor:
         address = self.options.address
         if address not in (None, "auto", "local"):
             _check_listening(address)
+        note(f"connecting to Ray at {address}…" if address not in (None, "local") else "starting Ray (first run takes ~10 s)…")
         self._driver = _Driver(self.options)
         try:
             self.recipe = replace(self.recipe, weights=read_weights(self.recipe.settings, self.recipe.choice))

@@ -37,6 +37,8 @@ class RayOptions:
     """None: as many as the cluster's CPUs (and GPUs, when workers take some) allow."""
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
+    threads: int | None = None
+    """Torch threads in each worker; None: one per CPU it reserves."""
     debug: bool = False
     """Let Ray's own logs and the workers' output through to stderr."""
 
@@ -65,6 +67,8 @@ class Recipe:
     max_pixels: int | None
     cpus: float
     gpus: float
+    threads: int | None = None
+    """Torch threads in each worker (`RayOptions.threads`)."""
     workers: int = 1
     """How many workers the batch has, so a worker can tell how many may share its node."""
     spelling: dict[str, str] = field(default_factory=current_spelling)

@@ -78,7 +78,7 @@ class Worker:
     def __init__(self, recipe: Recipe) -> None:
         import torch
 
-        torch.set_num_threads(max(1, math.floor(recipe.cpus)))  # a fraction of a CPU still needs a thread
+        torch.set_num_threads(recipe.threads or max(1, math.floor(recipe.cpus)))  # a fraction of a CPU still needs a thread
         install_spelling(recipe.spelling)  # this process serves this batch alone
         stores.use_options(recipe.storage_options)
         self._recipe = recipe

@@ -4,6 +4,7 @@ stderr, JSON lines on stdout with --json (see ``jsonl``), and the exit code."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from restore_cli.batch import jsonl
 from restore_cli.batch.pipeline import Result
-from restore_cli.batch.planning import STDIO
+from restore_cli.batch.planning import STDIO, Job
 from restore_cli.errors import setting
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -48,6 +49,8 @@ class Reporter:
     _started: float = field(init=False, default=0.0)
     _total: int = field(init=False, default=0)
     _counts: dict[str, int] = field(init=False, default_factory=lambda: dict.fromkeys(("ok", "skipped", "failed"), 0))
+    _reported: set[str] = field(init=False, default_factory=set)
+    """The inputs already reported, by name: what a fatal error leaves are the others."""
     _open_line: bool = field(init=False, default=False)
     """A tile count was written without its newline; the next message starts a line first."""
     _lost: str | None = field(init=False, default=None)
@@ -99,6 +102,7 @@ class Reporter:
             self._say(f"{name}: {done}/{total} frames, {fps:.2f} fps{left}")
 
     def result(self, result: Result) -> None:
+        self._reported.add(result.input)
         self._counts[result.status] += 1
         if result.failure == "cluster":
             pass  # said once for all of them, by lost()
@@ -126,6 +130,10 @@ class Reporter:
             f"{why}; {missing} of {self._total} input(s) not restored, {self._counts['ok']} restored; "
             f"finish the batch with {resume}"
         )
+    def note(self, line: str) -> None:
+        """What the run is doing while no image moves (starting a cluster), unless --quiet."""
+        if self.display != "quiet":
+            self._say(line)
 
     def finish(self) -> int:
         """The summary, and the exit code: 1 if any image failed."""
@@ -152,10 +160,19 @@ class Reporter:
         """The command turned out unusable before anything was written (exit 2): clear the display."""
         self._stop()
 
-    def fatal(self, message: str) -> int:
-        """Nothing can be restored (the model did not load): one line, and exit 1."""
+    def fatal(self, message: str, jobs: Sequence[Job] = ()) -> int:
+        """Nothing more can be restored (the model did not load): one error line, and exit 1.
+        With --json, every job not yet reported still gets its line, failed for the same
+        reason, so the report has one line per input however the run ends."""
         self._stop()
         self._say(f"error: {message}")
+        for job in jobs:
+            if job.name not in self._reported:
+                self._reported.add(job.name)
+                self._counts["failed"] += 1
+                if self.json:
+                    result = Result(job.name, job.output, "failed", error=message, kind="video" if job.video else "image")
+                    self._json_line(jsonl.line(result.kind, **result.to_json()))
         self._json_summary("error", EXIT_FAILED, error=message)
         return EXIT_FAILED
 

@@ -8,9 +8,10 @@ from typing import Optional
 import typer
 
 from restore_cli import __version__
+from restore_cli.cli import threads
 from restore_cli.cli.bench import EPILOG as BENCH_EPILOG
 from restore_cli.cli.bench import bench_command
-from restore_cli.cli.console import flag_spelling
+from restore_cli.cli.console import flag_spelling, show_log, usage_message
 from restore_cli.cli.eval import eval_command
 from restore_cli.cli.help import ManPageCommand
 from restore_cli.cli.models import models_app
@@ -51,6 +52,8 @@ def main(
     ),
 ) -> None:
     """Clean photographs with Restormer: denoise, derain, deblur, defocus."""
+    threads.command_started()
+    show_log()
     context.with_resource(flag_spelling(context.command))  # for the whole of the command's run
 
 
@@ -65,7 +68,7 @@ def entry_point() -> None:
             typer.echo(context.get_help())
             sys.exit(0)
         hint = f" (see `{context.command_path} --help`)" if context is not None else ""
-        typer.echo(f"error: {error.format_message()}{hint}", err=True)
+        typer.echo(f"error: {usage_message(error)}{hint}", err=True)
         code = error.exit_code
     except typer.Abort:
         code = 130

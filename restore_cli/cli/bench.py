@@ -13,6 +13,7 @@ from rich.table import Table
 
 from restore_cli import bench
 from restore_cli.batch import jsonl
+from restore_cli.cli import threads as cli_threads
 from restore_cli.cli.console import EXIT_USAGE, fail
 
 EPILOG = (
@@ -30,7 +31,7 @@ def bench_command(
     device: str = typer.Option("cpu", "--device", metavar="cpu|cuda[:N]", help="cpu, cuda or cuda:N."),
     precision: str = typer.Option("auto", "--precision", metavar="auto|fp32|bf16|fp16", help="Our precision: auto, fp32, bf16, fp16 (CUDA). The baseline is always fp32."),
     allow_slow_precision: bool = typer.Option(False, "--allow-slow-precision", help="Measure bf16/fp16 even where this hardware emulates it (very slow)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, metavar="N", help="Torch threads per pass (default: torch's choice)."),
+    threads: Optional[int] = cli_threads.option(),
     end_to_end: Optional[str] = typer.Option(None, "--end-to-end", metavar="SIZE", help="Also time `restore run` on a photo of SIZE against the official script, model load included."),
     fidelity: bool = typer.Option(True, "--fidelity/--no-fidelity", help="Compare our outputs in fp32 and each half precision native here with the official fp32 output on a real photo."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON summary line on stdout."),
@@ -45,8 +46,8 @@ def bench_command(
         resolve_precision(precision, resolve_device(device), allow_slow_precision)  # type: ignore[arg-type]
     except ValueError as error:
         fail(str(error), EXIT_USAGE)
-    if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # read by every worker's torch at start-up
+    threads = cli_threads.chosen(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by every pass's torch at start-up
     console = Console(stderr=as_json)
     console.print(f"[dim]{bench.describe_machine()}; --precision auto is {bench.auto_precision(device)} here[/dim]")
     rows = bench.run_benchmark(parsed, repeat, device, precision, _progress(console), allow_slow_precision)

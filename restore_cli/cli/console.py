@@ -8,6 +8,7 @@ inside :func:`flag_spelling`, which makes them name the flag the user typed (``-
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,41 @@ def flags_of(commands: Iterable[Any]) -> dict[str, str]:
     return spelling
 
 
+_RULES = {
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+}
+"""The checks Typer delegates to its validation library, in our words rather than its own."""
+_CHOICES = re.compile(r"is not one of (.*?)\.?$")
+
+
+def usage_message(error: Any) -> str:
+    """A usage error's message. Typer checks values (ranges, choices, numbers) with a
+    validation library whose wording ("Input should be greater than or equal to 1", "Value
+    error, 'gif' is not one of ...") would be the only such text restore prints; those are
+    put as the rest are: the flag, the value given, and what it must be."""
+    problems = getattr(error.__cause__, "errors", None)
+    param = getattr(error, "param", None)
+    if not callable(problems) or param is None:
+        return str(error.format_message())
+    problem = problems()[0]
+    context = problem.get("ctx") or {}
+    cause = str(context.get("error", problem.get("msg", "")))
+    choices = _CHOICES.search(cause)
+    if choices:
+        rule = "must be one of " + ", ".join(re.findall(r"'([^']*)'", choices.group(1)))
+    else:
+        rule = _RULES.get(problem.get("type"), cause).format(**context)
+    flags = [flag for flag in param.opts if flag.startswith("--")] or [param.metavar or str(param.name).upper()]
+    return f"{max(flags, key=len)} {problem.get('input')}: {rule}"
+
+
 @contextmanager
 def flag_spelling(root: Any) -> Iterator[None]:
     """Run a command with library messages naming settings as flags of ``root``'s commands."""
@@ -48,16 +84,11 @@ def flag_spelling(root: Any) -> Iterator[None]:
         yield
 
 
-class _CurrentStderr(logging.StreamHandler):
-    """--debug's handler: writes to whatever sys.stderr is at the time of each record (a
-    command run in-process by a test or a script gets its own), and a record that cannot be
-    written is dropped: a debug log must never print a traceback of its own ("--- Logging
-    error ---")."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.set_name("restore-debug")
-        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record comes: a progress display's proxy while
+    one is drawn (so a warning appears above it), a test runner's capture in tests. A record
+    that cannot be written is dropped: a log must never print a traceback of its own
+    ("--- Logging error ---")."""
 
     @property  # type: ignore[override]
     def stream(self) -> Any:
@@ -65,20 +96,41 @@ class _CurrentStderr(logging.StreamHandler):
 
     @stream.setter
     def stream(self, value: Any) -> None:
-        pass  # always the current sys.stderr
+        pass
 
     def handleError(self, record: logging.LogRecord) -> None:
         pass
 
 
+class _Worded(logging.Formatter):
+    """Warnings as every other warning the CLI prints (`warning: ...`); debug lines by module."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if record.levelno >= logging.ERROR:
+            return f"error: {text}"
+        return f"warning: {text}" if record.levelno >= logging.WARNING else f"{record.name}: {text}"
+
+
+def show_log() -> None:
+    """The library's warnings (a Hub fallback, TLC's note on narrow tiles) on stderr, worded
+    as the CLI's own lines. One handler, however many commands run in this process."""
+    package = logging.getLogger("restore_cli")
+    for earlier in [handler for handler in package.handlers if handler.get_name() == "restore-cli"]:
+        package.removeHandler(earlier)
+    handler = _Stderr()
+    handler.set_name("restore-cli")
+    handler.setFormatter(_Worded())
+    package.addHandler(handler)
+    package.setLevel(logging.WARNING)
+
+
 def debug_logging(enabled: bool = True) -> None:
     """--debug shows this package's own log and the tracebacks of unexpected errors; the
-    libraries' debug chatter (Pillow's chunk-by-chunk PNG log, say) stays off. One handler,
-    however many commands run in this process; a command without --debug removes it, so an
-    earlier command's --debug does not leak into the next one."""
-    package = logging.getLogger("restore_cli")
-    for earlier in [handler for handler in package.handlers if handler.get_name() == "restore-debug"]:
-        package.removeHandler(earlier)
-    package.setLevel(logging.DEBUG if enabled else logging.NOTSET)
+    libraries' debug chatter (Pillow's chunk-by-chunk PNG log, say) stays off. `show_log`
+    sets warnings-only again for each command, so an earlier command's --debug does not leak
+    into the next one run in the same process."""
     if enabled:
-        package.addHandler(_CurrentStderr())
+        logging.getLogger("restore_cli").setLevel(logging.DEBUG)

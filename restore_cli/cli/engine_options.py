@@ -114,6 +114,7 @@ def ray_options(options: TaskOptions, settings: EngineSettings) -> Optional[RayO
         workers=options.workers,
         cpus_per_worker=1.0 if options.cpus_per_worker is None else options.cpus_per_worker,
         gpus_per_worker=options.gpus_per_worker or 0.0,
+        threads=options.threads,
         debug=options.debug,
     )
     _check_ray(chosen, settings)

@@ -15,18 +15,23 @@ costs one row and one line on stderr, and the exit code becomes 1.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from restore_cli.batch import jsonl
-from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, fail
+from restore_cli.batch.pipeline import describe_error, is_expected
+from restore_cli.cli import threads as cli_threads
+from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, debug_logging, fail
 from restore_cli.cli.progress import RichDownloadBar
-from restore_cli.errors import CheckpointError, MemoryBudgetError, UsageError, ZooError, one_line
+from restore_cli.errors import UsageError
+from restore_cli.io.files import check_can_write
 from restore_cli.quality.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate
 
 # --------------------------------------------------------------------------- report
@@ -45,10 +50,13 @@ def json_lines(outcomes: list[Outcome], summary: Summary, channel: str) -> list[
         else jsonl.line("image", input=o.name, status="ok", psnr=_finite(o.score.psnr), ssim=o.score.ssim, error=None)
         for o in outcomes
     ]
-    code = 1 if summary.failed else 0
+    code = EXIT_FAILED if summary.failed else EXIT_OK
+    status: jsonl.Status = "error" if summary.error is not None else "failed" if code else "done"
     fields = dict(asdict(summary), psnr=_finite(summary.psnr), channel=channel)
+    if summary.error is None:
+        del fields["error"]
     totals = {"total": len(outcomes), "ok": fields.pop("count"), "failed": fields.pop("failed")}
-    return rows + [jsonl.summary("eval", "failed" if code else "done", code, **totals, **fields)]
+    return rows + [jsonl.summary("eval", status, code, **totals, **fields)]
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -70,17 +78,21 @@ def table(outcomes: list[Outcome], summary: Summary, verbose: bool, channel: str
 
 
 def report(outcomes: list[Outcome], summary: Summary, scoring: ScoringOptions, as_json: bool, verbose: bool) -> int:
-    """Errors to stderr, results to stdout; the exit code says whether every image scored."""
+    """Errors to stderr, results to stdout; the exit code says whether every image scored.
+    A model that could not be loaded is one error line, as in the task commands (with
+    --json, each image still gets its line, failed for that reason)."""
     channel = "Y" if scoring.y_channel else "RGB"
+    if summary.error is not None:
+        typer.echo(f"error: {summary.error}", err=True)
     for outcome in outcomes:
-        if outcome.error is not None:
+        if outcome.error is not None and outcome.error != summary.error:
             typer.echo(f"error: {outcome.error}", err=True)
     if as_json:
         for line in json_lines(outcomes, summary, channel):
             typer.echo(line)
-    else:
+    elif summary.error is None:
         Console().print(table(outcomes, summary, verbose, channel))
-    return 1 if summary.failed else 0
+    return EXIT_FAILED if summary.failed else EXIT_OK
 
 
 # --------------------------------------------------------------------------- command
@@ -181,6 +193,10 @@ def eval_command(
     tlc: bool = typer.Option(False, "--tlc", help="Test-time local statistics (TLC, Chu et al. 2022), as in their tables."),
     tlc_window: Optional[int] = typer.Option(None, "--tlc-window", metavar="N", help="TLC's window side in pixels (default 384); implies --tlc."),
     compare: Optional[Path] = typer.Option(None, "--compare", metavar="FOLDER", help="With --task: before/after views of the worst and best images (by PSNR) in FOLDER."),
+    offline: bool = typer.Option(False, "--offline", help="Use only models already in the cache."),
+    threads: Optional[int] = cli_threads.option(),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or download bar on stderr (errors are still shown)."),
+    debug: bool = typer.Option(False, "--debug", help="restore's own debug log, and tracebacks for unexpected errors."),
 ) -> None:
     """PSNR / SSIM as in the paper: of existing results, or of a model run on a benchmark."""
     try:
@@ -194,7 +210,11 @@ def eval_command(
         else:
             _refuse(f"--task {task.value}", {"PRED/GT": paths or None})
             _check_model(model, weights)
-            chosen = {"model": model, "weights": weights, "download_progress": RichDownloadBar, "compare": compare}
+            if compare is not None:  # the views are written after every image is scored: try the folder first
+                check_can_write(compare / "worst.jpg", "compare")
+            watched = not quiet and sys.stderr.isatty()
+            chosen = {"model": model, "weights": weights, "download_progress": RichDownloadBar if watched else False,
+                      "offline": True if offline else None, "compare": compare}  # fmt: skip
             chosen["engine"] = engine_options(device, precision, tile, overlap, max_memory, tlc, tlc_window, allow_slow_precision)
             if task is Task.denoise:
                 _refuse("--task denoise", {"--input": rainy, "--target": target})
@@ -204,20 +224,31 @@ def eval_command(
                 request = paired_task_request(task, rainy, target, scoring, **chosen)
     except UsageError as error:
         fail(str(error), EXIT_USAGE)
-    outcomes, summary = _evaluate_or_exit(request, as_json)
+    if debug:
+        debug_logging()
+    if request.task is not None:
+        cli_threads.use(threads)
+    outcomes, summary = _evaluate_or_exit(request, as_json, quiet, debug)
     raise typer.Exit(report(outcomes, summary, request.scoring, as_json, verbose))
 
 
-def _evaluate_or_exit(request: Request, as_json: bool) -> tuple[list[Outcome], Summary]:
-    """Failures that stop the whole run end in one line: nothing to score (exit 2), no usable model (exit 1)."""
+def _evaluate_or_exit(request: Request, as_json: bool, quiet: bool, debug: bool) -> tuple[list[Outcome], Summary]:
+    """Failures that stop the whole run end in one line: nothing to score (exit 2), an
+    unexpected error (exit 1; its traceback with --debug)."""
+    bar = Progress(TextColumn("images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True, disable=quiet or not sys.stderr.isatty())  # fmt: skip
+    task = bar.add_task("images", total=None)
     try:
-        return evaluate(request)
+        with bar:
+            return evaluate(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
     except KeyboardInterrupt:  # the scores so far are not kept: the summary only says how it ended
-        typer.echo("interrupted; nothing was written", err=True)
+        typer.echo("interrupted: nothing was written", err=True)
         if as_json:
             typer.echo(jsonl.summary("eval", "interrupted", EXIT_INTERRUPTED))
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UsageError as error:
         fail(str(error), EXIT_USAGE)
-    except (CheckpointError, ZooError, MemoryBudgetError, ValueError, OSError) as error:
-        fail(one_line(error), EXIT_FAILED)
+    except Exception as error:
+        if debug and not is_expected(error):
+            raise
+        fail(describe_error(error), EXIT_FAILED)

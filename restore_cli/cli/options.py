@@ -14,6 +14,7 @@ from typing import Any, List, Literal, Optional
 
 import typer
 
+from restore_cli.cli import threads
 from restore_cli.io.decode import MAX_PIXELS
 
 
@@ -62,6 +63,7 @@ class TaskOptions:
     raw_demosaic: Literal["ahd", "aahd", "dht", "dcb", "linear"] = "ahd"
     video_codec: Optional[str] = None
     crf: Optional[int] = None
+    threads: Optional[int] = None
 
 
 def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
@@ -99,6 +101,7 @@ COMMON = [
     _param("workers", Optional[int], typer.Option(None, "--workers", min=1, metavar="N", help="Ray workers, each with its own model (default: as many as the cluster's CPUs/GPUs allow).")),
     _param("cpus_per_worker", Optional[float], typer.Option(None, "--cpus-per-worker", metavar="N", help="CPUs each Ray worker reserves (and its torch threads). Default: 1.")),
     _param("gpus_per_worker", Optional[float], typer.Option(None, "--gpus-per-worker", metavar="N", help="GPUs each Ray worker reserves; fractions share a GPU (0.5: two models per GPU). Default: 0.")),
+    _param("threads", threads.THREADS_TYPE, threads.option()),  # every command's, defined in cli/threads.py
     # How much of the restoration is kept, how outputs are written and shown, how RAWs are developed.
     _param("strength", float, typer.Option(1.0, "--strength", min=0.0, max=1.0, metavar="0-1", help="Keep this much of the restoration: input + S x (restored - input), per pixel. 0 returns the input, 1 (default) the model's output.")),
     _param("depth", Optional[int], typer.Option(None, "--depth", metavar="8|16|32", help="Output bits per sample (default: the input's). 16: PNG, TIFF, JXL (HEIC/AVIF: 12); 32: float TIFF, the model's output unquantised.")),

@@ -12,12 +12,12 @@ import inspect
 import shlex
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
-from restore_cli.batch import comparing, executor, local, models, pipeline, planning, reporting, video
+from restore_cli.batch import comparing, destinations, executor, local, models, pipeline, planning, reporting, video
+from restore_cli.cli import threads
 from restore_cli.cli.console import debug_logging, fail
 from restore_cli.cli.engine_options import check_engine_settings, engine_settings, import_ray_executor, ray_options
 from restore_cli.cli.options import COMMON, DUAL_PIXEL, SIGMA, WEIGHTS_REQUIRED, TaskOptions
@@ -160,8 +160,9 @@ def _run(task: Task, options: TaskOptions) -> int:
     jobs = planning.plan_jobs(options.inputs or [], _naming(task, options), views=2 if options.dual_pixel else 1, listed=listed)
     files = _file_options(options, jobs)
     videos = _video_settings(options, settings, choice)
+    destinations.check_destinations(jobs, files.compare.views.values() if files.compare is not None else ())
     if on_ray is None:
-        runner: executor.Executor = _local_executor(options, settings, choice, files, videos)
+        runner: executor.Executor = _local_executor(options, settings, choice, jobs, files, videos)
     else:
         runner = _ray_executor(options, on_ray, settings, choice, jobs, files, videos)
     reporter = reporting.Reporter(
@@ -213,27 +214,17 @@ def _local_executor(
     options: TaskOptions,
     settings: models.EngineSettings,
     choice: models.ModelChoice,
+    jobs: list[planning.Job],
     files: pipeline.FileOptions,
     videos: video.VideoSettings,
 ) -> local.LocalExecutor:
+    count = threads.use(options.threads)
     loaded = models.Models(choice, settings.load)
     steps = pipeline.Pipeline(
         loaded, format=options.format, quality=options.quality, max_pixels=options.max_pixels, files=files, video=videos
     )
-    return local.LocalExecutor(steps, load=lambda: _load_up_front(loaded))
-
-
-def _load_up_front(loaded: models.Models) -> None:
-    """Load (downloading and verifying) the model before the first image, so a bad checkpoint
-    is one error rather than one per image. When colour and gray photos get different models,
-    each is loaded up front only if it is already cached: a folder of gray scans must not
-    download (or, offline, fail for) the colour model it never uses."""
-    from restore_cli.model import zoo
-
-    choice = loaded.choice
-    for spec in dict.fromkeys((choice.color, choice.gray)):
-        if choice.color == choice.gray or isinstance(spec, Path) or zoo.cached_path(spec) is not None:
-            loaded.get(spec)
+    sources = [job.sources[0] for job in jobs if job.problem is None and not job.skip and job.sources[0] != planning.STDIO]
+    return local.LocalExecutor(steps, load=lambda: loaded.load_for(sources), io_threads=min(2, count))
 
 
 def _ray_executor(

@@ -339,3 +339,16 @@ def _upright(samples: np.ndarray, orientation: int) -> np.ndarray:
     flip_rows = orientation in (3, 4, 7, 8)
     flip_cols = orientation in (2, 3, 6, 7)
     return np.ascontiguousarray(samples[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1])
+
+
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def peek_channels(path: str | os.PathLike) -> int | None:
+    """1 for a grayscale file, 3 for a colour one, from its header alone (as `read_image`
+    would decode it); None where the header cannot be read (stdin, a damaged file)."""
+    try:
+        with _quiet_pillow(), Image.open(path) as im:
+            return 1 if im.mode in _GRAY_MODES else 3
+    except Exception:  # any reader's failure means only "unknown": decoding will say why
+        return None

@@ -2,7 +2,9 @@
 
 A reader (or a rerun with ``--skip-existing``) sees the old file or the whole new one, never a
 partial one; temp files are hidden so folder scans skip them, and a caller that knows their
-writer is dead (a killed worker) can find and remove them.
+writer is dead (a killed worker) can find and remove them. Before any work, a destination can
+be probed the way the write will use it (:func:`check_can_write`), so an unwritable folder is
+found before hours of compute rather than after.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from restore_cli.io.urls import is_url
+
+from restore_cli.errors import DestinationError, setting
 
 
 def _current_umask() -> int:
@@ -101,3 +105,33 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(handle)
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path``'s closest ancestor that exists: where its missing folders would be created."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_can_write(path: Path, flag: str = "output") -> None:
+    """Refuse (DestinationError, naming ``path`` and the setting ``flag`` that chose it) a file
+    that could not be written: a hidden temp file is created and removed in its folder, as
+    `atomic_write` will do, or a temp folder where its folders are still to be made. Permission
+    bits cannot tell: root ignores them, while a read-only mount or /proc refuse root too."""
+    folder = nearest_existing(path)
+    if not folder.is_dir():
+        raise DestinationError(f"{path}: {folder} is a file, so nothing can be written below it; choose another {setting(flag)}")
+    making = folder != path.absolute().parent
+    try:
+        if making:
+            os.rmdir(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=folder))
+        else:
+            handle, name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=folder)
+            os.close(handle)
+            os.unlink(name)
+    except OSError as error:
+        what = "create folders" if making else "write files"
+        reason = error.strerror or type(error).__name__
+        raise DestinationError(f"{path}: cannot {what} in {folder} ({reason}); choose another {setting(flag)}") from None

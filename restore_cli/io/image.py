@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from restore_cli.errors import ImageError, setting
+from restore_cli.errors import ImageError, InputError, setting
 
 if TYPE_CHECKING:
     import torch
@@ -180,6 +180,20 @@ def to_tensor(image: DecodedImage, channels: int | None = None) -> torch.Tensor:
     elif channels not in (None, image.channels):
         raise ValueError(f"cannot turn a {image.channels}-channel image into {channels} channels")
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
+
+
+def model_input(image: DecodedImage, channels: int, name: str, model: str) -> torch.Tensor:
+    """The tensor a model taking ``channels`` channels gets for ``image``, by the one rule
+    every command follows: a gray photo feeds an RGB model as three equal channels (and
+    `with_pixels` brings the result back to gray); a colour photo is refused by a gray model,
+    since restoring each channel alone would be slower and worse than the colour model the
+    user almost certainly meant, so the message names it."""
+    if channels == 1 and image.channels == 3:
+        raise InputError(
+            f"{name}: is a colour image but {model} is a grayscale model; use a colour model "
+            f"(for denoising, the default or {setting('model')} gaussian picks one per image)"
+        )
+    return to_tensor(image, channels=channels)
 
 
 def with_pixels(image: DecodedImage, pixels: np.ndarray | torch.Tensor) -> DecodedImage:

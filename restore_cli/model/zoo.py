@@ -85,6 +85,8 @@ def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cp
     or a zoo model name such as "real_denoising" (downloaded and verified if needed, the
     download shown as ``progress`` says)."""
     path = Path(path_or_name)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint; give the .pth/.safetensors file itself{_listing(path)}")
     if not path.is_file():
         name = str(path_or_name)
         if name not in manifest.load_manifest():
@@ -96,6 +98,14 @@ def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cp
     from restore_cli.model import checkpoints  # torch loads here, not with the zoo
 
     return checkpoints.load_checkpoint(path, device)
+
+
+def _listing(folder: Path) -> str:
+    """The checkpoint files a folder holds, as a hint: the user may have meant one of them."""
+    files = sorted(path.name for path in folder.iterdir() if path.suffix in (".pth", ".pt", ".safetensors"))
+    if not files:
+        return ""
+    return f" (it holds {', '.join(files[:3])}{', ...' if len(files) > 3 else ''})"
 
 
 # --------------------------------------------------------------------------- verify and import

@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from restore_cli.errors import ImageError, MetricError, UsageError, one_line, setting
+from restore_cli.errors import ImageError, InputError, MetricError, RestoreError, UsageError, one_line
 from restore_cli.io.comparison import compare_view
 from restore_cli.io.decode import read_image
 from restore_cli.io.encode import write_image
-from restore_cli.io.image import with_pixels
+from restore_cli.io.image import DecodedImage, model_input, with_pixels
 from restore_cli.io.pairing import Pair, Problem, pair_folders
 from restore_cli.quality import metrics
 
 if TYPE_CHECKING:
-    from restore_cli.model.download import Progress
+    from restore_cli.model.download import Progress as Download
 
 KNOWN_BENCHMARKS = (
     "CBSD68", "Kodak24", "McMaster", "Urban100", "Set12", "BSD68",
@@ -40,8 +40,13 @@ KNOWN_BENCHMARKS = (
 """Datasets whose folder name is enough to look the paper's score up in the manifest."""
 OFFICIAL_SIGMAS = (15, 25, 50)
 """Noise levels with a dedicated (non-blind) official model; others use the blind one."""
-STEP_ERRORS: tuple[type[Exception], ...] = (ImageError, MetricError, ValueError, RuntimeError)
+STEP_ERRORS: tuple[type[Exception], ...] = (ImageError, InputError, MetricError, ValueError, RuntimeError)
 """Failures that belong to one image (bad file, wrong size, wrong channels, out of memory)."""
+LOAD_ERRORS: tuple[type[Exception], ...] = (RestoreError, OSError, ValueError)
+"""Failures to load the model (a missing or damaged checkpoint, a failed download): every
+image fails with the same reason, as in the task commands."""
+Progress = Callable[[int, int], None]
+"""Told (done, total) after each image of a run that restores, for a progress display."""
 
 
 class Task(str, Enum):
@@ -96,28 +101,24 @@ def score_files(pair: Pair, options: ScoringOptions) -> metrics.Score:
     return _score(prediction.pixels, reference.pixels, reference.levels_depth, options)
 
 
-def denoise_and_score(restorer: Any, clean_path: Path, sigma: float, options: ScoringOptions) -> metrics.Score:
+def denoise_and_score(restorer: Any, clean_path: Path, sigma: float, options: ScoringOptions, model: str = "the model") -> metrics.Score:
     """The official Gaussian-denoising protocol for one clean image."""
     clean = read_image(clean_path)
-    _check_channels(clean.channels, restorer)
-    noisy = metrics.gaussian_noise_input(clean.pixels, clean.levels_depth, sigma)
-    restored = restorer.restore(noisy)
-    return _score(restored, clean.pixels, clean.levels_depth, options)
+    noisy = replace(clean, pixels=metrics.gaussian_noise_input(clean.pixels, clean.levels_depth, sigma))
+    return _score(_restore(restorer, noisy, clean_path, model), clean.pixels, clean.levels_depth, options)
 
 
-def restore_and_score(restorer: Any, pair: Pair, options: ScoringOptions) -> metrics.Score:
+def restore_and_score(restorer: Any, pair: Pair, options: ScoringOptions, model: str = "the model") -> metrics.Score:
     """Restore a degraded image (rain, blur) and score it against its clean target."""
     degraded, target = read_image(pair.source), read_image(pair.reference)
-    _check_channels(degraded.channels, restorer)
-    restored = restorer.restore(degraded.pixels)
-    return _score(restored, target.pixels, target.levels_depth, options)
+    return _score(_restore(restorer, degraded, pair.source, model), target.pixels, target.levels_depth, options)
 
 
-def _check_channels(channels: int, restorer: Any) -> None:
-    expected = restorer.config.in_channels
-    if channels != expected:
-        kind = {1: "gray", 3: "colour"}.get(expected, f"{expected}-channel")
-        raise ValueError(f"has {channels} channel(s) but the model takes {kind} images; choose a matching {setting('model')}")
+def _restore(restorer: Any, image: DecodedImage, path: Path, model: str) -> np.ndarray:
+    """The restored pixels, in the image's own channels, converted as the task commands
+    convert them (a gray image through a colour model and back)."""
+    restored = restorer.restore(model_input(image, restorer.config.in_channels, str(path), model))
+    return with_pixels(image, restored).pixels
 
 
 def _score(prediction: np.ndarray, reference: np.ndarray, bit_depth: int, options: ScoringOptions) -> metrics.Score:
@@ -169,13 +170,16 @@ def paper_psnr(model: str | None, benchmark: str | None, sigma: float | None = N
     return entry.paper_psnr(benchmark, sigma, tlc) if entry else None
 
 
-def build_restorer(model: str | None, weights: Path | None, engine_options: dict[str, Any], progress: Progress = True) -> Any:
-    """Load the checkpoint (zoo name or file) and wrap it in the engine."""
+def build_restorer(
+    model: str | None, weights: Path | None, engine_options: dict[str, Any], progress: Download = True, offline: bool | None = None
+) -> Any:
+    """Load the checkpoint (zoo name, fetched from the cache only when ``offline``, or file)
+    and wrap it in the engine."""
     from restore_cli.engine.restorer import Restorer
-    from restore_cli.model.zoo import load_model
+    from restore_cli.model import zoo
 
-    network = load_model(weights if weights is not None else str(model), progress=progress)
-    return Restorer(network, **engine_options)
+    source = weights if weights is not None else zoo.resolve(str(model), offline=offline, progress=progress)
+    return Restorer(zoo.load_model(source), **engine_options)
 
 
 # --------------------------------------------------------------------------- summary
@@ -189,7 +193,10 @@ class Summary:
     ssim: float | None
     benchmark: str | None = None
     model: str | None = None
+    """The zoo model or the checkpoint file run (None when scoring existing results)."""
     paper_psnr: float | None = None
+    error: str | None = None
+    """Why nothing could be scored (the model could not be loaded); every image failed with it."""
 
 
 def summarise(outcomes: list[Outcome], benchmark: str | None, model: str | None, paper: float | None) -> Summary:
@@ -222,15 +229,18 @@ class Request:
     model: str | None = None
     weights: Path | None = None
     engine: dict[str, Any] = field(default_factory=dict)
-    download_progress: Progress = True
+    download_progress: Download = True
     """How a model download is shown (see ``restore_cli.model.download.Progress``)."""
     compare: Path | None = None
     """A folder for before/after views of the worst and the best scored images."""
+    offline: bool | None = None
+    """Use only models already in the cache (None: as HF_HUB_OFFLINE says)."""
 
 
-def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
+def evaluate(request: Request, progress: Progress | None = None) -> tuple[list[Outcome], Summary]:
     """Run the requested mode over every image; never raises for a single image's problem.
-    Folders with nothing to score are a UsageError, found before any model is loaded."""
+    Folders with nothing to score are a UsageError, found before any model is loaded. A
+    model that cannot be loaded fails every image with the same reason (``Summary.error``)."""
     pairs, problems = pair_folders(request.sources, request.references)
     if not pairs:
         raise UsageError(_nothing_to_score(request.sources, request.references))
@@ -241,16 +251,26 @@ def evaluate(request: Request) -> tuple[list[Outcome], Summary]:
     model = request.model
     if model is None and request.weights is None:
         model = default_model(request.task, request.sigma, first_channels(p.source for p in pairs))
-    restorer = build_restorer(model, request.weights, request.engine, request.download_progress)
-    outcomes = [run_step(p.name, p.source, _model_step(request, restorer, p)) for p in pairs]
-    if request.compare is not None:
-        write_extreme_views(request, restorer, pairs, outcomes)
+    shown = str(request.weights) if request.weights is not None else model
     benchmark = benchmark_name(request.sources)
+    try:
+        restorer = build_restorer(model, request.weights, request.engine, request.download_progress, request.offline)
+    except LOAD_ERRORS as error:
+        reason = one_line(error)
+        outcomes = unpaired + [Outcome(p.name, error=reason) for p in pairs]
+        return outcomes, replace(summarise(outcomes, benchmark, shown, None), error=reason)
+    outcomes = []
+    for done, pair in enumerate(pairs, 1):
+        outcomes.append(run_step(pair.name, pair.source, _model_step(request, restorer, pair, str(shown))))
+        if progress is not None:
+            progress(done, len(pairs))
+    if request.compare is not None:
+        write_extreme_views(request, restorer, pairs, outcomes, str(shown))
     paper = paper_psnr(model, benchmark, request.sigma, tlc=request.engine.get("tlc_window") is not None)
-    return unpaired + outcomes, summarise(unpaired + outcomes, benchmark, model, paper)
+    return unpaired + outcomes, summarise(unpaired + outcomes, benchmark, shown, paper)
 
 
-def write_extreme_views(request: Request, restorer: Any, pairs: list[Pair], outcomes: list[Outcome]) -> list[Path]:
+def write_extreme_views(request: Request, restorer: Any, pairs: list[Pair], outcomes: list[Outcome], model: str = "the model") -> list[Path]:
     """Before/after views (`io.comparison`) of the lowest and highest PSNR images, named
     worst_<name>.jpg and best_<name>.jpg: the two are restored again, the model input being
     exactly the scored one (the seeded noise for denoising)."""
@@ -267,7 +287,8 @@ def write_extreme_views(request: Request, restorer: Any, pairs: list[Pair], outc
         else:
             before = read_image(pair.source)
         path = request.compare / f"{label}_{outcome.name}.jpg"
-        write_image(compare_view(before, with_pixels(before, restorer.restore(before.pixels))), path, quality=90)
+        after = replace(before, pixels=_restore(restorer, before, pair.source, model))
+        write_image(compare_view(before, after), path, quality=90)
         written.append(path)
     return written
 
@@ -281,8 +302,8 @@ def _nothing_to_score(sources: Path, references: Path) -> str:
     )
 
 
-def _model_step(request: Request, restorer: Any, pair: Pair) -> Step:
+def _model_step(request: Request, restorer: Any, pair: Pair, model: str) -> Step:
     if request.task is Task.denoise:
-        return partial(denoise_and_score, restorer, pair.reference, request.sigma, request.scoring)
-    return partial(restore_and_score, restorer, pair, request.scoring)
+        return partial(denoise_and_score, restorer, pair.reference, request.sigma, request.scoring, model)
+    return partial(restore_and_score, restorer, pair, request.scoring, model)
 

@@ -9,6 +9,9 @@ take it back, which is what makes a resumed run equal to an uninterrupted one.
 from __future__ import annotations
 
 import copy
+import threading
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
@@ -17,15 +20,22 @@ from torch import nn
 
 from restore_cli.engine.device import autocast_context
 from restore_cli.quality import metrics
+from restore_cli.training.control import Cancelled
 from restore_cli.training.schedule import WarmupCosine
 
 BETAS = (0.9, 0.999)
 WEIGHT_DECAY = 1e-4
 """AdamW as in the paper."""
+FULL_SIZE_PARAMETERS = 10_000_000
 
 
 class Reporter(Protocol):
-    """Where a run tells how it goes: the CLI's progress bar and JSON lines, or a notebook."""
+    """Where a run tells how it goes: the CLI's progress bar and JSON lines, or a notebook.
+
+    A reporter may also have ``estimated(pace: Pace)``, told the run's first estimate of its
+    speed from the first step's forward pass (so a slow run says how slow before its first
+    step is over), and ``stopping()``, told at once that Ctrl-C was pressed and the run stops
+    after the step in progress; one without them is not told."""
 
     def started(self, iteration: int, total: int) -> None: ...
 
@@ -34,6 +44,29 @@ class Reporter(Protocol):
     def validated(self, iteration: int, score: metrics.Score) -> None: ...
 
     def saved(self, iteration: int) -> None: ...
+
+
+class Pace:
+    """How long the run will take, from its first forward pass, for the first estimate of
+    speed and time left (a step's backward pass and update take about twice its forward)."""
+
+    STEP_PER_FORWARD = 3.0
+
+    def __init__(self, forward_seconds: float, steps_left: int, on_cpu: bool, parameters: int) -> None:
+        self.seconds_per_step = forward_seconds * self.STEP_PER_FORWARD
+        self.steps_left = steps_left
+        self.on_cpu = on_cpu
+        self.parameters = parameters
+
+    @property
+    def seconds_left(self) -> float:
+        return self.seconds_per_step * self.steps_left
+
+    @property
+    def full_size_on_cpu(self) -> bool:
+        """The paper's network (26 M parameters; `small` has 3.8 M) trained on a CPU: days
+        for a run of the default length, which deserves a warning."""
+        return self.on_cpu and self.parameters >= FULL_SIZE_PARAMETERS
 
 
 class Trainer:
@@ -64,35 +97,58 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
         self.iteration = 0
+        self._committing = threading.Lock()
+        self._generator_state = self.generator.get_state()
+        """The generator as the last committed step left it; batches for the next step are
+        drawn from it before that step commits (or is abandoned)."""
 
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def step(self, degraded: torch.Tensor, clean: torch.Tensor) -> tuple[float, float]:
-        """One update on an NCHW batch; returns its L1 loss and the learning rate it used. NCHW, not channels-last: the
-        channels-last formulation that speeds up inference made a training step slower
-        (forward + backward of `tiny` on 8 x 64^2 crops, 1 CPU thread: 2.5 s vs 3.2 s)."""
+    def step(
+        self,
+        degraded: torch.Tensor,
+        clean: torch.Tensor,
+        *,
+        cancelled: threading.Event | None = None,
+        on_forward: Callable[[float], None] | None = None,
+    ) -> tuple[float, float]:
+        """One update on an NCHW batch; returns its L1 loss and the learning rate it used.
+        ``on_forward`` gets the forward pass's seconds. If ``cancelled`` is set before the
+        update begins, the step raises `Cancelled` having changed nothing (gradients aside).
+        NCHW, not channels-last: the channels-last formulation that speeds up inference made
+        a training step slower (forward + backward of `tiny` on 8 x 64^2 crops, 1 CPU
+        thread: 2.5 s vs 3.2 s)."""
+        started = time.perf_counter()
         degraded, clean = degraded.to(self.device), clean.to(self.device)
         lr = self.lr
         with autocast_context(self.device, self.dtype):
             restored = self.model(degraded)
         loss = F.l1_loss(restored.float(), clean)
+        if on_forward is not None:
+            on_forward(time.perf_counter() - started)
         self.optimizer.zero_grad(set_to_none=True)
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        with self._committing:
+            if cancelled is not None and cancelled.is_set():
+                raise Cancelled
+            self._update()
+        return float(loss.detach()), lr
+
+    def _update(self) -> None:
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
             self._clip()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            loss.backward()
             self._clip()
             self.optimizer.step()
         self.scheduler.step()
         self._update_average()
         self.iteration += 1
-        return float(loss.detach()), lr
+        self._generator_state = self.generator.get_state()
 
     def _clip(self) -> None:
         if self.clip > 0:
@@ -109,15 +165,18 @@ class Trainer:
         return self.ema if self.ema is not None else self.model
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "iteration": self.iteration,
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "generator": self.generator.get_state(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-        }
+        """Everything as the last committed step left it, even while another step is
+        computing (its batch already drawn): what a resumed run continues from."""
+        with self._committing:
+            return {
+                "iteration": self.iteration,
+                "model": self.model.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "generator": self._generator_state,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.iteration = int(state["iteration"])
@@ -127,5 +186,6 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
+        self._generator_state = self.generator.get_state()
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])

@@ -1,9 +1,11 @@
 """`train(...)`: a whole training run, from checked options to the written checkpoint.
 
-Everything that can be wrong with the options, the data, the starting weights or the state
-file is found before the first step; then the loop runs, validating and saving the state
-file on schedule, and the checkpoint is written atomically at the end. Ctrl-C stops the run
-between two writes: the last state file is whole and resumes exactly.
+Everything that can be wrong with the options, the data, the starting weights, the state
+file or the folder they are written to is found before the first step; then the loop runs,
+validating and saving the state file on schedule, and the checkpoint is written atomically at
+the end. Ctrl-C stops the run after the step in progress, a second one at once (see
+``control``); either way the state of the last completed step is saved, whole, and resumes
+exactly. A write that fails after all puts the weights in a fallback folder (``state.keep``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from restore_cli.engine.device import resolve_device, resolve_precision
 from restore_cli.errors import DataError, UsageError, one_line, setting
+from restore_cli.io.files import check_can_write
 from restore_cli.model.checkpoints import infer_config
 from restore_cli.model.restormer import Restormer
 from restore_cli.model.zoo import load_model
@@ -31,10 +35,11 @@ from restore_cli.training.data import (
     split,
     validation_images,
 )
-from restore_cli.training.loop import Reporter, Trainer
+from restore_cli.training.control import Interrupts, run_step
+from restore_cli.training.loop import Pace, Reporter, Trainer
 from restore_cli.training.schedule import default_warmup, stage_at, stages
 from restore_cli.training.sizes import SIZES, new_model
-from restore_cli.training.state import read_state, state_path, write_checkpoint, write_state
+from restore_cli.training.state import keep, read_state, state_path, write_checkpoint, write_state
 from restore_cli.training.validation import validate
 
 if TYPE_CHECKING:
@@ -173,26 +178,52 @@ def run(options: TrainingOptions, reporter: Reporter) -> TrainingResult:
     )
     if state:
         trainer.load_state_dict(state)
+    first = trainer.iteration
     sampler = Sampler(training, channels, noise, trainer.generator)
     images = validation_images(validation, channels, noise)
     precision = "fp32" if dtype == torch.float32 else options.precision
     started = time.monotonic()
     reporter.started(trainer.iteration, options.iters)
     loss, scores = None, []
-    while trainer.iteration < options.iters:
-        stage = stage_at(schedule, trainer.iteration)
-        loss, lr = trainer.step(*sampler.batch(stage.batch, stage.patch))
-        reporter.stepped(trainer.iteration, loss, lr)
-        done = trainer.iteration == options.iters
-        if images and options.val_every > 0 and (trainer.iteration % options.val_every == 0 or done):
-            score = validate(trainer.inference_model, images, device, precision)
-            scores.append((trainer.iteration, score))
-            reporter.validated(trainer.iteration, score)
-        if not done and options.save_every > 0 and trainer.iteration % options.save_every == 0:
-            write_state(state_path(options.output), {"run": options.identity(), **trainer.state_dict()})
-            reporter.saved(trainer.iteration)
-    write_checkpoint(options.output, trainer.model, trainer.ema)
+
+    def save_state() -> None:
+        if trainer.iteration == first:  # nothing new to keep
+            return
+        state = {"run": options.identity(), **trainer.state_dict()}
+        keep(state_path(options.output), lambda path: write_state(path, state), f"the run so far (iteration {state['iteration']})", resumable=True)
+        reporter.saved(state["iteration"])
+
+    with Interrupts(getattr(reporter, "stopping", lambda: None)) as interrupts:
+        try:
+            while trainer.iteration < options.iters and not interrupts.requested:
+                stage = stage_at(schedule, trainer.iteration)
+                batch = sampler.batch(stage.batch, stage.patch)
+                timed = _estimate(reporter, trainer, options.iters, device) if trainer.iteration == first else None
+                loss, lr = run_step(lambda cancelled: trainer.step(*batch, cancelled=cancelled, on_forward=timed))
+                reporter.stepped(trainer.iteration, loss, lr)
+                done = trainer.iteration == options.iters
+                if images and options.val_every > 0 and (trainer.iteration % options.val_every == 0 or done):
+                    score = validate(trainer.inference_model, images, device, precision)
+                    scores.append((trainer.iteration, score))
+                    reporter.validated(trainer.iteration, score)
+                if not done and options.save_every > 0 and trainer.iteration % options.save_every == 0:
+                    save_state()
+        except KeyboardInterrupt:  # a second Ctrl-C: the last completed step is kept, then the run stops
+            save_state()
+            raise
+    if trainer.iteration < options.iters:  # the first Ctrl-C, honoured after its step
+        save_state()
+        raise KeyboardInterrupt
+    keep(options.output, lambda path: write_checkpoint(path, trainer.model, trainer.ema), "the trained weights")
     return TrainingResult(options.output, trainer.iteration, time.monotonic() - started, loss, scores)
+
+
+def _estimate(reporter: Reporter, trainer: Trainer, iters: int, device: torch.device) -> Callable[[float], None]:
+    """What the first step's forward pass tells the reporter: how long the run will take."""
+    steps_left = iters - trainer.iteration
+    parameters = sum(parameter.numel() for parameter in trainer.model.parameters())
+    told = getattr(reporter, "estimated", None)
+    return lambda seconds: told(Pace(seconds, steps_left, device.type == "cpu", parameters)) if told else None
 
 
 def check_options(options: TrainingOptions) -> None:
@@ -250,6 +281,8 @@ def _check_output(options: TrainingOptions) -> None:
     if output.exists() and not options.overwrite:
         raise UsageError(f"{setting('output')} {output}: already exists; pass {setting('overwrite')} to replace it")
     state = state_path(output)
+    for written in (output, state):  # the checkpoint at the end, the state file on schedule and on Ctrl-C
+        check_can_write(written)
     resuming_here = options.resume is not None and options.resume.resolve() == state.resolve()
     if state.exists() and not resuming_here and not options.overwrite:
         raise UsageError(

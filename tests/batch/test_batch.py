@@ -95,7 +95,7 @@ def test_nothing_found_is_a_failed_job_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     jobs = plan_jobs([str(tmp_path / "empty"), str(tmp_path / "*.webp")], Naming("denoise"))
     assert [job.output for job in jobs] == [None, None]
-    assert "no images in this folder (pass --recursive" in (jobs[0].problem or "")
+    assert jobs[0].problem == f"{tmp_path / 'empty'}: no images in this folder"
     assert "no image files match" in (jobs[1].problem or "")
 
 

@@ -256,14 +256,67 @@ def test_derain_restores_and_scores_on_y_by_default(tmp_path: Path) -> None:
     assert summary["benchmark"] == "Rain100L"
 
 
-def test_a_gray_image_for_a_colour_model_fails_per_file(tmp_path: Path) -> None:
+def test_a_gray_image_goes_through_a_colour_model_as_the_task_commands_take_it(tmp_path: Path) -> None:
+    """Three equal channels in, BT.601 luma of the (clamped) output back: what `restore
+    denoise` does with the same gray photo and weights; the summary names the weights."""
     dataset = tmp_path / "gray"
     save_crop(SET12 / "02.png", dataset / "02.png", SMALL, SMALL)
+    clean = levels(dataset / "02.png")[..., None]
+    noisy = np.float32(clean) / 255.0
+    np.random.seed(0)
+    noisy += np.random.normal(0, 15 / 255.0, noisy.shape)
+    tensor = torch.from_numpy(np.repeat(noisy, 3, axis=2).transpose(2, 0, 1))[None].float()
+    with torch.inference_mode():
+        rgb = load_model(RGB_WEIGHTS)(tensor).clamp(0, 1)[0].permute(1, 2, 0).numpy().astype(np.float64)
+    luma = np.floor((rgb @ np.array([0.299, 0.587, 0.114])) * 255 + 0.5)[..., None]
+    psnr, ssim = reference_scores(luma, clean, 255)
 
-    result = invoke("--task", "denoise", "--sigma", 15, "--dataset", dataset, "--weights", RGB_WEIGHTS)
+    result = invoke("--task", "denoise", "--sigma", 15, "--dataset", dataset, "--weights", RGB_WEIGHTS, "--json")
 
-    assert result.exit_code == 1
-    assert "02.png" in result.stderr and "channel" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 0, result.stderr
+    images, summary = json_rows(result.stdout)
+    assert images["02"]["psnr"] == pytest.approx(psnr, abs=1e-3) and images["02"]["ssim"] == pytest.approx(ssim, abs=1e-4)
+    assert summary["model"] == str(RGB_WEIGHTS)
+
+
+def test_a_colour_image_for_a_gray_model_fails_with_the_task_commands_words(tmp_path: Path) -> None:
+    pair = {folder: tmp_path / folder / "96.png" for folder in ("input", "target")}
+    for folder, path in pair.items():
+        save_crop(RAIN / folder / "96.png", path, SMALL, SMALL)
+
+    result = invoke("--task", "derain", "--input", tmp_path / "input", "--target", tmp_path / "target", "--weights", GRAY_WEIGHTS)
+    restored = runner.invoke(app, ["run", "--weights", str(GRAY_WEIGHTS), str(pair["input"]), "-o", str(tmp_path / "o.png")])
+
+    assert result.exit_code == 1 and restored.exit_code == 1
+    assert result.stderr == restored.stderr.splitlines()[0] + "\n"
+    assert f"{pair['input']}: is a colour image but {GRAY_WEIGHTS} is a grayscale model" in result.stderr
+
+
+def test_a_model_that_cannot_be_loaded_fails_every_image_with_one_reason(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pth"
+    bogus.write_bytes(b"not a checkpoint")
+
+    result = invoke(*DERAIN, "--weights", bogus, "--json")
+
+    assert result.exit_code == 1 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    images, summary = json_rows(result.stdout)
+    reason = result.stderr.removeprefix("error: ").strip()
+    assert set(images) == {"96", "98"} and all(row["status"] == "failed" and row["error"] == reason for row in images.values())
+    assert summary["status"] == "error" and summary["error"] == reason and summary["model"] == str(bogus)
+
+
+def test_offline_quiet_and_debug_work_as_in_the_task_commands(tmp_path: Path, hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    offline = invoke(*DERAIN, "--offline", "--quiet")
+    assert offline.exit_code == 1 and offline.stderr.count("\n") == 1
+    assert "deraining is not in the cache" in offline.stderr and "offline mode is on" in offline.stderr
+
+    def bug(*args: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(evaluation, "pair_folders", bug)
+    plain, debug = invoke(*DERAIN, "--weights", RGB_WEIGHTS), invoke(*DERAIN, "--weights", RGB_WEIGHTS, "--debug")
+    assert plain.stderr == "error: unexpected KeyError: 'a bug' (rerun with --debug for the traceback)\n"
+    assert isinstance(debug.exception, KeyError)
 
 
 # --------------------------------------------------------------------------- models and paper values

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from restore_cli.cli.app import app
 
 COMMANDS = [
-    ["denoise"], ["derain"], ["deblur"], ["defocus"], ["run"], ["eval"], ["bench"],
+    ["denoise"], ["derain"], ["deblur"], ["defocus"], ["run"], ["eval"], ["bench"], ["train"],
     ["models", "list"], ["models", "download"], ["models", "path"], ["models", "verify"], ["models", "import"],
 ]  # fmt: skip
 PYTHON_TYPES = ("<bool>", "<str>", "<int", "<float>", "<path>", "<list", "<denoise|derain>", "<png|", "{")
@@ -50,6 +50,14 @@ def test_examples_stay_one_per_line() -> None:
     lines = [line.strip() for line in runner.invoke(app, ["denoise", "--help"]).stdout.splitlines()]
     assert "restore denoise scan.tif --sigma 25 --model gaussian" in lines
     assert "cat noisy.png | restore denoise - -o - > clean.png" in lines
+    train = [line.strip() for line in runner.invoke(app, ["train", "--help"]).stdout.splitlines()]
+    assert "restore train clean_photos/ --sigma 0-50 --size small -o blind.pth  # a blind denoiser" in train
+
+
+def test_train_names_its_values_in_words() -> None:
+    text = runner.invoke(app, ["train", "--help"]).stdout
+    for option in ("--sigma SIGMA", "--patch PIXELS", "--batch N", "--iters N", "--lr RATE", "--size base|small|tiny", "--threads N"):
+        assert option in text
 
 
 @pytest.mark.parametrize("args", [[], ["models"]])

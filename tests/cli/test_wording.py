@@ -20,6 +20,7 @@ from restore_cli.cli.app import app
 from restore_cli.cli.console import flags_of
 from restore_cli.errors import ImageError
 from restore_cli.io.decode import read_image
+from tests.model.test_zoo import _closed_port
 
 PACKAGE = Path(restore_cli.__file__).parent
 WEIGHTS = Path(__file__).parents[1] / "data" / "golden" / "tiny_rgb_withbias.pth"
@@ -70,3 +71,30 @@ def test_library_code_spells_no_flag() -> None:
                 if re.search(r"(?<![\w`-])--[a-z]", literal) and "`" not in literal:
                     offenders.append(f"{path.relative_to(PACKAGE)}:{number}: {literal}")
     assert offenders == []
+
+
+def test_every_warning_says_warning(tmp_path: Path, zoo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library's warnings go through logging; the command line prints each as a
+    `warning:` line, like its own: TLC's note on narrow tiles, the Hub fallback."""
+    photo = tmp_path / "p.png"
+    photo.write_bytes(_small_png())
+    narrow = CliRunner().invoke(app, ["run", "--weights", str(WEIGHTS), str(photo), "-o", str(tmp_path / "o.png"), "--tlc", "--tile", "16", "--overlap", "4", "-q"])
+    assert narrow.exit_code == 0, narrow.output
+    assert narrow.stderr.startswith("warning: 16-pixel tiles are narrower than the 384-pixel TLC window")
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    fallback = CliRunner().invoke(app, ["models", "download", "deraining"])
+    assert fallback.exit_code == 0, fallback.output
+    assert fallback.stderr.startswith("warning: deraining: the Hub at ")
+
+
+@pytest.mark.parametrize("subfolder", [False, True])
+def test_an_empty_folder_suggests_recursive_only_when_it_has_subfolders(tmp_path: Path, subfolder: bool) -> None:
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    if subfolder:
+        (folder / "day1").mkdir()
+    result = CliRunner().invoke(app, ["run", "--weights", str(WEIGHTS), str(folder), "-q"])
+    assert result.exit_code == 1
+    hint = " (pass --recursive to include its subfolders)" if subfolder else ""
+    assert result.stderr == f"error: {folder}: no images in this folder{hint}\n"

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -230,8 +226,8 @@ def test_an_interrupt_while_saving_leaves_the_previous_state_whole(
 
     def interrupted_rename(source: str, target: str) -> None:
         calls.append(target)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # Ctrl-C after the new state's bytes are written, before the rename
+        if len(calls) >= 2:
+            raise KeyboardInterrupt  # Ctrl-C (held down) after a new state's bytes are written, before the rename
         replace(source, target)
 
     monkeypatch.setattr(files.os, "replace", interrupted_rename)
@@ -243,26 +239,6 @@ def test_an_interrupt_while_saving_leaves_the_previous_state_whole(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["t.state"]
     train(clean, output=tmp_path / "t.pth", sigma=25, iters=10, resume=tmp_path / "t.state", **{**TINY, "save_every": 3})
     assert load_model(tmp_path / "t.pth").config.dim == SIZES["tiny"].dim
-
-
-def test_ctrl_c_exits_130_and_says_how_to_resume(clean: Path, tmp_path: Path) -> None:
-    output = tmp_path / "t.pth"
-    command = [sys.executable, "-m", "restore_cli", "train", str(clean), "--sigma", "25", "--size", "tiny",
-               "--patch", "16", "--batch", "2", "--iters", "100000", "--save-every", "2", "-o", str(output)]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 120
-    while not output.with_suffix(".state").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-
-    assert process.returncode == 130
-    assert stderr.startswith("error: interrupted at iteration") and stderr.count("\n") == 1
-    assert f"--resume {output.with_suffix('.state')}" in stderr
-    iteration = read_state(output.with_suffix(".state"))["iteration"]
-    assert iteration > 0 and iteration % 2 == 0
-    assert not output.exists() and [path.name for path in tmp_path.iterdir()] == ["t.state"]
 
 
 # --------------------------------------------------------------------------- bad data, bad options
