@@ -170,12 +170,11 @@ def paper_psnr(model: str | None, benchmark: str | None, sigma: float | None = N
 
 
 def build_restorer(model: str | None, weights: Path | None, engine_options: dict[str, Any], progress: Progress = True) -> Any:
-    """Load the checkpoint (zoo name or file) and wrap it in the engine."""
-    from restore_cli.engine.restorer import Restorer
-    from restore_cli.model.zoo import load_model
+    """Load the checkpoint (zoo name or file, either possibly ONNX) and wrap it in the engine."""
+    from restore_cli.engine.onnx_runtime import load_network, restorer_for
 
-    network = load_model(weights if weights is not None else str(model), progress=progress)
-    return Restorer(network, **engine_options)
+    network = load_network(weights if weights is not None else str(model), engine_options.get("device", "auto"), progress)
+    return restorer_for(network, **engine_options)
 
 
 # --------------------------------------------------------------------------- summary
