@@ -112,3 +112,30 @@ def zoo(hf_home: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> Zo
     monkeypatch.setattr(manifest, "load_manifest", lambda: entries)
     monkeypatch.setenv("HF_ENDPOINT", fake_hub.endpoint)
     return Zoo(hub=fake_hub, entries=entries, hf_home=hf_home)
+
+
+TINY_RGB = Path(__file__).parent / "data" / "golden" / "tiny_rgb_withbias.pth"
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A checkpoint exported by the real `restore export` command, once a session."""
+
+    checkpoint: Path
+    path: Path
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> ExportedModel:
+    """tests/data/golden/tiny_rgb_withbias.pth as ONNX, written by `restore export`: exporting
+    takes seconds, so every ONNX test shares this one."""
+    pytest.importorskip("onnxruntime", reason='ONNX Runtime is not installed (pip install -e ".[test]" installs it)')
+    from typer.testing import CliRunner
+
+    from restore_cli.cli.app import app
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    result = CliRunner().invoke(app, ["export", "--weights", str(TINY_RGB), "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    return ExportedModel(TINY_RGB, path, result.stderr)

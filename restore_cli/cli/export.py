@@ -7,6 +7,8 @@ the verified graph atomically, and reports the differences it measured.
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -54,7 +56,8 @@ def export_command(
         fail(one_line(error), EXIT_FAILED)
     checks = ", ".join(f"{check.max_abs_diff:.2g} on {'x'.join(map(str, check.shape))}" for check in report.checks)
     typer.echo(f"verified with ONNX Runtime: max |ONNX - PyTorch| {checks} (tolerance {report.tolerance:g})", err=True)
-    typer.echo(f"wrote {destination} ({len(report.data) / 1e6:.1f} MB, {report.precision})", err=True)
+    digest = hashlib.sha256(report.data).hexdigest()
+    typer.echo(f"wrote {destination} ({len(report.data) / 1e6:.1f} MB, {report.precision}); sha256 {digest}", err=True)
 
 
 def _checkpoint_and_destination(model: str | None, weights: Path | None, output: Path | None, offline: bool) -> tuple[Path, Path]:
@@ -92,6 +95,7 @@ def _export(checkpoint: Path, model: str | None, precision: str, tlc_window: int
 
     onnxruntime()  # a missing runtime is told before minutes of exporting
     network = load_model(checkpoint)
-    typer.echo(f"exporting {model or checkpoint} ({precision}) ...", err=True)
+    if sys.stderr.isatty():  # a minute for a full-size model: say what is happening to someone watching
+        typer.echo(f"exporting {model or checkpoint} ({precision}) ...", err=True)
     origin = provenance(checkpoint, model, task, licence)
     return export_onnx(network, origin, precision=precision, tlc_window=tlc_window, version=__version__)

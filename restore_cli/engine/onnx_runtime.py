@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from restore_cli.engine.restorer import Restorer
-from restore_cli.errors import CheckpointError, UsageError, one_line, setting
+from restore_cli.errors import CheckpointError, UsageError, setting
 from restore_cli.model import zoo
 from restore_cli.model.download import Progress
-from restore_cli.model.onnx_format import check_interface, graph_precision, is_onnx, onnxruntime
+from restore_cli.model.onnx_format import check_interface, graph_precision, is_onnx, onnxruntime, runtime_reason
 from restore_cli.model.restormer import Restormer
 
 OnnxSource = Union[Path, bytes]
@@ -109,7 +109,7 @@ class OnnxNetwork:
         try:
             self.session = ort.InferenceSession(data, options, providers=self.providers)
         except Exception as error:  # ONNX Runtime raises its own types for damaged protobufs, bad graphs
-            raise CheckpointError(f"{self.source} is not a usable ONNX model ({_reason(error)}); export it again") from None
+            raise CheckpointError(f"{self.source} is not a usable ONNX model ({runtime_reason(error)}); export it again") from None
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self.config, self._input, self._output = check_interface(self.session, self.source)
         self.precision = graph_precision(self.metadata)
@@ -128,7 +128,7 @@ class OnnxNetwork:
         try:
             (restored,) = self.session.run([self._output], {self._input: pixels})
         except Exception as error:
-            raise CheckpointError(f"{self.source}: ONNX Runtime failed on a {_size(pixels)} input ({_reason(error)})") from None
+            raise CheckpointError(f"{self.source}: ONNX Runtime failed on a {_size(pixels)} input ({runtime_reason(error)})") from None
         if restored.shape[0] != pixels.shape[0] or restored.shape[2:] != pixels.shape[2:]:
             raise CheckpointError(
                 f"{self.source} is not an image-to-image network: a {_size(pixels)} input gave a "
@@ -192,8 +192,3 @@ def _read(path: Path) -> bytes:
 
 def _size(array: np.ndarray) -> str:
     return " x ".join(map(str, array.shape))
-
-
-def _reason(error: BaseException) -> str:
-    """ONNX Runtime's messages start with a bracketed code and can span lines."""
-    return re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", one_line(error)).rstrip(".")

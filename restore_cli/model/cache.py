@@ -132,6 +132,11 @@ class Expected:
     origin: str
 
 
+def forget(name: str) -> None:
+    """Drop a model's record (its file was deleted)."""
+    _write_record(name, None)
+
+
 def remember(name: str, path: Path, expected: Expected, source: str) -> None:
     stat = path.stat()
     record = {"path": str(path), "sha256": expected.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}

@@ -9,11 +9,12 @@ which both sides load through :func:`onnxruntime`, an optional dependency.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from restore_cli.errors import CheckpointError, UsageError
+from restore_cli.errors import CheckpointError, UsageError, one_line
 
 if TYPE_CHECKING:
     from restore_cli.model.restormer import RestormerConfig
@@ -73,6 +74,11 @@ def graph_precision(metadata: Mapping[str, str]) -> str:
     """The precision a graph computes in; one without restore's metadata is taken as fp32."""
     value = metadata.get(KEYS["precision"], "fp32")
     return value if value in PRECISIONS else "fp32"
+
+
+def runtime_reason(error: BaseException) -> str:
+    """ONNX Runtime's message in one line, without its bracketed status code."""
+    return re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", one_line(error)).rstrip(".")
 
 
 def is_onnx(spec: object) -> bool:
