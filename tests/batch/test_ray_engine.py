@@ -394,3 +394,17 @@ def test_an_unreachable_cluster_is_one_line_within_the_bound(tmp_path: Path, sil
         port = closed.getsockname()[1]
     refused = _restore(tmp_path / "in", "-o", tmp_path / "out", "--ray-address", f"127.0.0.1:{port}")
     assert_one_line_error(refused, 2, f"cannot reach the Ray cluster at 127.0.0.1:{port}: connection refused")
+
+
+def test_an_onnx_model_on_ray_writes_the_same_bytes_as_locally(cluster, tiny_onnx, tmp_path: Path) -> None:
+    """The driver checks the graph and ships its bytes; each worker builds its own session."""
+    folder = tmp_path / "in"
+    _photos(folder, 2)
+    runs = {
+        engine: _invoke("run", "--weights", tiny_onnx.path, folder, "-o", tmp_path / engine, "--engine", engine, "--quiet")
+        for engine in ("local", "ray")
+    }
+    assert runs["ray"].exit_code == runs["local"].exit_code == 0, runs["ray"].output
+    assert sorted(path.name for path in (tmp_path / "ray").iterdir()) == ["00.png", "01.png"]
+    for path in (tmp_path / "local").iterdir():
+        assert (tmp_path / "ray" / path.name).read_bytes() == path.read_bytes(), path.name
