@@ -4,6 +4,8 @@ clear line for every ONNX model or runtime that cannot be used."""
 from __future__ import annotations
 
 import json
+import re
+import runpy
 import sys
 from pathlib import Path
 
@@ -163,3 +165,22 @@ def test_what_an_onnx_graph_cannot_do_is_a_usage_error(tiny_onnx, photo: Path, a
 def test_a_torch_only_device_names_the_onnx_providers_for_what_they_are(photo: Path) -> None:
     result = _invoke("run", photo, "--weights", DATA / "golden" / "tiny_rgb_withbias.pth", "--device", "openvino")
     assert_one_line_error(result, 2, "--device openvino", "ONNX models only")
+
+
+def test_the_plain_python_example_in_the_docs_restores_as_restore_does(tiny_onnx, photo: Path, tmp_path: Path, monkeypatch) -> None:
+    page = Path(__file__).parents[2] / "docs" / "onnx.md"
+    (example,) = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
+    assert '"deraining.onnx"' in example and "import torch" not in example and "restore_cli" not in example
+    np.save(tmp_path / "photo.npy", np.asarray(Image.open(photo).convert("RGB")))
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(_write(tmp_path / "example.py", example.replace('"deraining.onnx"', repr(str(tiny_onnx.path))))))
+
+    result = _invoke("run", photo, "--weights", tiny_onnx.path, "-o", tmp_path / "expected.png", "--tile", "0", "--quiet")
+    assert result.exit_code == 0, result.output
+    expected = np.asarray(Image.open(tmp_path / "expected.png"), dtype=np.int16)
+    assert np.abs(np.load(tmp_path / "photo_restored.npy").astype(np.int16) - expected).max() <= 1
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
