@@ -150,7 +150,7 @@ def _check_ray(chosen: RayOptions, settings: EngineSettings, onnx: bool) -> None
         raise UsageError(f"--device {settings.device} on Ray needs GPUs for the workers: add --gpus-per-worker (e.g. 1 or 0.5)")
     if settings.device in ("cpu", "mps") and chosen.gpus_per_worker > 0:
         raise UsageError(f"--gpus-per-worker reserves GPUs that --device {settings.device} would not use; drop one")
-    if settings.precision == "fp16" and chosen.gpus_per_worker == 0:
+    if settings.precision == "fp16" and chosen.gpus_per_worker == 0 and not onnx:
         raise UsageError("--precision fp16 needs GPUs for the workers: add --gpus-per-worker, or use bf16/fp32")
     on_cpu = "fp32" if settings.precision == "fp16" and not onnx else settings.precision
     check_engine_settings(replace(settings, device="cpu", precision=on_cpu), onnx)

@@ -8,8 +8,9 @@ with ONNX Runtime's graph optimisations on, and serves every tile of every image
 
 ``--device`` becomes an ONNX Runtime execution provider (:data:`PROVIDERS`); the tensors the
 engine hands over stay on the host, since ONNX Runtime moves them itself. ``onnxruntime`` is
-an optional dependency (``restore-cli[onnx]``), imported only here and only when an ONNX
-model is used.
+an optional dependency (``restore-cli[onnx]``), loaded only when an ONNX model is used.
+:func:`load_network` and :func:`restorer_for` are where the engine's callers choose between
+the two kinds of network, so each caller does not have to.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class OnnxNetwork:
         """One tiny run at load, so a graph the provider cannot execute (or that changes the
         image size) fails here, once, rather than on every image of a batch."""
         self(torch.rand(1, self.config.in_channels, 16, 16))
+
 
 Network = Union[Restormer, "OnnxNetwork"]
 
