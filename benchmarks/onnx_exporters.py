@@ -8,15 +8,19 @@ a multiple of 8, the network, the crop back) with dynamic batch, height and widt
 - dynamo: `torch.onnx.export(..., dynamo=True)`, which captures it with `torch.export`.
 
     python benchmarks/onnx_exporters.py [--depth full|tiny] [--size 256] [--repeats 5] [--threads 2]
+        [--exporters torchscript:17 torchscript:20 dynamo:20 torchscript:17:fp16]
 
 For each graph it prints the export time (wall and CPU seconds of this process), the largest
-difference from PyTorch over odd sizes (1x1 to 131x67, batch 1 and 2), and the median ORT
-time of one forward pass at --size, measured alternately so that load affects both alike.
+difference from the fp32 PyTorch model over odd sizes (1x1 to 131x67, batch 1 and 2), and
+the median ORT time of one forward pass at --size, measured alternately so that load
+affects all alike. A third field `fp16` exports the half-precision graph `restore export
+--precision fp16` writes. The dynamo exporter needs `onnxscript` (pip install onnxscript).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import statistics
 import time
@@ -89,8 +93,9 @@ def main() -> None:
     graph = ExportGraph(Restormer(config).eval()).eval()
     runners = {}
     for spec in args.exporters:
-        exporter, opset = spec.split(":")
-        data, wall, cpu = export(graph, exporter, int(opset))
+        exporter, opset, *precision = spec.split(":")
+        exported = graph if not precision else ExportGraph(copy.deepcopy(graph.network), half=True).eval()
+        data, wall, cpu = export(exported, exporter, int(opset))
         runners[spec] = session(data, args.threads)
         worst = max_difference(graph, runners[spec], config.in_channels)
         print(f"{spec}: export {wall:.1f} s wall, {cpu:.1f} s CPU; {len(data) / 2**20:.1f} MiB; max |ORT - torch| {worst:.2e}", flush=True)

@@ -8,9 +8,10 @@ runs in a fresh process, alternating backend and size, so load on a shared machi
 both alike; each process reports its wall and CPU seconds (user + system) for one restore
 after a warm-up one, and the peak RSS it reached.
 
-    python benchmarks/onnx_vs_torch.py [--sizes 256 512] [--repeats 2] [--threads 2] [--weights CKPT]
+    python benchmarks/onnx_vs_torch.py [--sizes 256 512] [--repeats 2] [--threads 2] [--weights CKPT] [--onnx FILE]
 
-The export (about a minute) is done once, first, into a temporary folder.
+The export (about a minute) is done once, first, into --onnx FILE (reused when it exists;
+it must then be the export of the same weights), else into a temporary folder.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--weights", default=None)
+    parser.add_argument("--onnx", type=Path, default=None)
     parser.add_argument("--child", nargs=3, metavar=("BACKEND", "SIZE", "ONNX"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -75,11 +77,12 @@ def main() -> None:
 
     print(f"{platform.processor() or platform.machine()}; {os.cpu_count()} CPUs; {args.threads} threads", flush=True)
     with tempfile.TemporaryDirectory() as folder:
-        onnx_path = Path(folder) / "model.onnx"
-        start = time.perf_counter()
-        exported = export_onnx(network(args.weights), Provenance("unknown", "random", "", "unknown"))
-        onnx_path.write_bytes(exported.data)
-        print(f"export: {time.perf_counter() - start:.0f} s, max |ORT - torch| {exported.checks[0].max_abs_diff:.2g}", flush=True)
+        onnx_path = args.onnx or Path(folder) / "model.onnx"
+        if not onnx_path.exists():
+            start = time.perf_counter()
+            exported = export_onnx(network(args.weights), Provenance("unknown", "random", "", "unknown"))
+            onnx_path.write_bytes(exported.data)
+            print(f"export: {time.perf_counter() - start:.0f} s, max |ORT - torch| {exported.max_abs_diff:.2g}", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
         results: dict[tuple[str, int], list[dict]] = {}
         for _ in range(args.repeats):
