@@ -8,8 +8,8 @@ model. Only a graph within :data:`TOLERANCE` is handed back to be written: a gra
 silently computes something else is worse than none.
 
 Why TorchScript and not the dynamo exporter: both give graphs that are correct at every size
-tested (1x1 to 131x67, batch 1 and 2) and ONNX Runtime runs them alike (benchmarks/README.md,
-"ONNX exporters"), but the dynamo exporter took 17 times the CPU time to export the
+tested (1x1 to 131x67, batch 1 and 2), the dynamo graph is no faster in ONNX Runtime
+(benchmarks/README.md, "ONNX exporters"), and the dynamo exporter took 17 times the CPU time to export the
 full-size network (490 s against 29 s on 2 vCPUs), and needs onnxscript besides.
 """
 
@@ -34,7 +34,7 @@ from restore_cli.model.restormer import Restormer
 OPSET = 17
 """ONNX opset 17 (ONNX 1.12, 2022): every op the graph needs, read by every current runtime
 (ONNX Runtime 1.12+, TensorRT 8.5+, OpenVINO, Core ML and DirectML converters). Opset 20 only
-adds a Gelu op, which ONNX Runtime fuses from opset 17's Erf form anyway (same speed, measured)."""
+adds a Gelu op, which ONNX Runtime fuses from opset 17's Erf form anyway (alike in speed, measured)."""
 
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
 """The largest absolute difference from the PyTorch model (outputs in [0, 1]) a verified
