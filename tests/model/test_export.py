@@ -70,13 +70,13 @@ def test_export_prints_its_check_and_the_files_checksum(tiny_onnx) -> None:
 
 
 def test_fp16_graph_keeps_float32_io_and_stays_near_the_fp32_model(tmp_path: Path) -> None:
-    checkpoint = GOLDEN / "tiny_gray_biasfree.pth"
+    checkpoint = GOLDEN / "tiny_rgb_biasfree_bias.pth"
     exported = export.export_onnx(load_model(checkpoint), export.provenance(checkpoint), precision="fp16")
-    path = tmp_path / "gray16.onnx"
+    path = tmp_path / "half.onnx"
     path.write_bytes(exported.data)
     try:
         session = _session(path)
-        image = torch.rand(1, 1, 37, 53)
+        image = torch.rand(1, 3, 37, 53)
         (got,) = session.run(None, {"image": image.numpy()})
     except Exception as error:  # ONNX Runtime's CPU provider lacks fp16 kernels on some builds
         pytest.skip(f"ONNX Runtime's CPU provider cannot run this fp16 graph here: {error}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from restore_cli.cli.app import app
@@ -38,15 +39,16 @@ def test_an_imported_graph_runs_by_name_and_a_changed_file_is_refused(tiny_onnx,
     installed = Path(_invoke("models", "path", "derain_small.onnx").stdout.strip())
     assert installed.parent == hf_home / "restore" / "models" and installed.read_bytes() == source.read_bytes()
 
-    by_name, by_file = tmp_path / "by_name.png", tmp_path / "by_file.png"
+    photo, by_name, by_file = tmp_path / "photo.png", tmp_path / "by_name.png", tmp_path / "by_file.png"
+    Image.open(CBSD68_3096).crop((0, 0, 96, 64)).save(photo)
     for model, out in ((["--model", "derain_small.onnx"], by_name), (["--weights", source], by_file)):
-        result = _invoke("derain", CBSD68_3096, *model, "-o", out, "--tile", "0", "--quiet", "--offline")
+        result = _invoke("derain", photo, *model, "-o", out, "--tile", "0", "--quiet", "--offline")
         assert result.exit_code == 0, result.output
     assert np.array_equal(read_image(by_name).pixels, read_image(by_file).pixels)
 
     with installed.open("ab") as handle:
         handle.write(b"\0")  # the file changes after it was verified
-    result = _invoke("derain", CBSD68_3096, "--model", "derain_small.onnx", "-o", tmp_path / "x.png")
+    result = _invoke("derain", photo, "--model", "derain_small.onnx", "-o", tmp_path / "x.png")
     assert_one_line_error(result, 1, "derain_small.onnx: checksum mismatch", "import it again")
     assert not installed.exists() and not (tmp_path / "x.png").exists()
 
