@@ -27,7 +27,7 @@ import torch
 from restore_cli.errors import ExportError, UsageError, setting
 from restore_cli.model import manifest
 from restore_cli.model.cache import sha256_of
-from restore_cli.model.onnx_format import KEYS, PRECISIONS, describe, onnxruntime
+from restore_cli.model.onnx_format import INSTALL, KEYS, PRECISIONS, describe, onnxruntime
 from restore_cli.model.onnx_graph import ExportGraph
 from restore_cli.model.restormer import Restormer
 
@@ -132,7 +132,10 @@ def export_onnx(
 
 
 def _to_onnx(graph: ExportGraph):  # -> onnx.ModelProto
-    import onnx
+    try:
+        import onnx
+    except ModuleNotFoundError:
+        raise UsageError(f"exporting needs the onnx package, which is not installed: {INSTALL}") from None
 
     example = torch.rand(2, graph.network.config.in_channels, 37, 53)  # size-1 or even axes would be fixed or skip the pad
     buffer = io.BytesIO()

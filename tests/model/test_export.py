@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,11 @@ def test_an_existing_file_is_kept_without_overwrite(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", "--weights", str(GOLDEN / "tiny_rgb_withbias.pth"), "-o", str(target)])
     assert_one_line_error(result, 2, "exists; add --overwrite")
     assert target.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("package", ["onnx", "onnxruntime"])
+def test_without_the_onnx_extra_export_is_a_usage_error_naming_it(tmp_path: Path, monkeypatch, package: str) -> None:
+    monkeypatch.setitem(sys.modules, package, None)  # what the import meets where it is not installed
+    result = runner.invoke(app, ["export", "--weights", str(GOLDEN / "tiny_rgb_withbias.pth"), "-o", str(tmp_path / "m.onnx")])
+    assert_one_line_error(result, 2, 'pip install "restore-cli[onnx]"')
+    assert list(tmp_path.iterdir()) == []
