@@ -58,6 +58,10 @@ class CheckpointError(RestoreError):
     """A checkpoint that cannot be used. The message is one line a user can act on."""
 
 
+class ExportError(RestoreError):
+    """An exported graph that failed its check against PyTorch; nothing was written."""
+
+
 class ZooError(RestoreError):
     """A model-zoo problem the user can act on; ``str()`` is one line naming the model and the fix."""
 

@@ -148,3 +148,28 @@ def bucket(s3_server: SeaweedS3, request: pytest.FixtureRequest, monkeypatch: py
         monkeypatch.setenv(name, value)
     s3fs.S3FileSystem.clear_instance_cache()  # a cached client would keep an earlier test's settings
     return Bucket(s3_server, "photos/" + re.sub(r"[^A-Za-z0-9_-]", "-", request.node.name)[:60])
+TINY_RGB = Path(__file__).parent / "data" / "golden" / "tiny_rgb_withbias.pth"
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A checkpoint exported by the real `restore export` command, once a session."""
+
+    checkpoint: Path
+    path: Path
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> ExportedModel:
+    """tests/data/golden/tiny_rgb_withbias.pth as ONNX, written by `restore export`: exporting
+    takes seconds, so every ONNX test shares this one."""
+    pytest.importorskip("onnxruntime", reason='ONNX Runtime is not installed (pip install -e ".[test]" installs it)')
+    from typer.testing import CliRunner
+
+    from restore_cli.cli.app import app
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    result = CliRunner().invoke(app, ["export", "--weights", str(TINY_RGB), "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    return ExportedModel(TINY_RGB, path, result.stderr)

@@ -20,11 +20,11 @@ from restore_cli.io.image import DecodedImage
 if TYPE_CHECKING:
     import torch
 
+    from restore_cli.engine.onnx_runtime import Network
     from restore_cli.model.download import Progress
-    from restore_cli.model.restormer import Restormer
 
 ModelSpec = Union[str, Path]
-"""A zoo model name (str) or a checkpoint file (Path)."""
+"""A zoo model name (str) or a checkpoint file (Path); either may be an ONNX model."""
 TileProgress = Callable[[int, int], None]
 
 
@@ -121,10 +121,11 @@ class EngineSettings:
     """How much of the restoration is kept (`with_strength`): 1 all of it, 0 none."""
 
     def load(self, spec: ModelSpec) -> Model:
-        """Resolve a zoo name or file to a checkpoint, build the network and wrap it in the engine."""
-        from restore_cli.model.zoo import load_model
+        """Resolve a zoo name or file to a checkpoint, build the network (on ONNX Runtime for an
+        ONNX model) and wrap it in the engine."""
+        from restore_cli.engine.onnx_runtime import load_network
 
-        return self.wrap(spec, load_model(self.checkpoint(spec)))
+        return self.wrap(spec, load_network(self.checkpoint(spec), self.device))
 
     def checkpoint(self, spec: ModelSpec) -> Path:
         """The verified local file behind a zoo name (downloaded if needed) or a checkpoint path."""
@@ -132,15 +133,15 @@ class EngineSettings:
 
         return spec if isinstance(spec, Path) else zoo.resolve(spec, offline=self.offline, progress=self.download_progress)
 
-    def wrap(self, spec: ModelSpec, network: Restormer) -> Model:
+    def wrap(self, spec: ModelSpec, network: Network) -> Model:
         """The engine around a built network; also how a Ray worker runs the weights the driver
         read and shipped, without touching the model cache itself."""
-        from restore_cli.engine.restorer import Restorer
+        from restore_cli.engine.onnx_runtime import restorer_for
 
-        restorer = Restorer(
+        restorer = restorer_for(
             network,
             device=self.device,
-            precision=self.precision,  # type: ignore[arg-type]
+            precision=self.precision,
             tile=self.tile,
             overlap=self.overlap,
             max_memory=self.max_memory,

@@ -144,9 +144,13 @@ class Worker:
         if spec not in self._networks:
             import torch
 
+            from restore_cli.engine.onnx_runtime import OnnxNetwork, is_onnx
             from restore_cli.model.checkpoints import build_model
 
             weights = self._recipe.weights[spec]
+            if is_onnx(weights.source):
+                self._networks[spec] = OnnxNetwork(ray.get(weights.data), self._recipe.settings.device, weights.source)
+                return self._networks[spec]
             state = torch.load(io.BytesIO(ray.get(weights.data)), map_location="cpu", weights_only=True)
             self._networks[spec] = build_model(state, source=weights.source)
         return self._networks[spec]

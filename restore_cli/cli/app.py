@@ -13,6 +13,8 @@ from restore_cli.cli.bench import EPILOG as BENCH_EPILOG
 from restore_cli.cli.bench import bench_command
 from restore_cli.cli.console import flag_spelling, show_log, usage_message
 from restore_cli.cli.eval import eval_command
+from restore_cli.cli.export import EPILOG as EXPORT_EPILOG
+from restore_cli.cli.export import export_command
 from restore_cli.cli.help import ManPageCommand
 from restore_cli.cli.models import models_app
 from restore_cli.cli.run import RUN, run_command
@@ -36,6 +38,7 @@ app.command("eval", cls=ManPageCommand)(eval_command)
 app.command("run", epilog=epilog(RUN), cls=ManPageCommand)(run_command)
 app.command("bench", epilog=BENCH_EPILOG, cls=ManPageCommand)(bench_command)
 app.command("train", epilog=TRAIN_EPILOG, cls=ManPageCommand)(train_command)
+app.command("export", epilog=EXPORT_EPILOG, cls=ManPageCommand)(export_command)
 
 
 def _print_version(value: bool) -> None:

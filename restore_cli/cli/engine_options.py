@@ -47,8 +47,9 @@ def parse_tlc(enabled: bool, window: int | None) -> int | None:
     return window
 
 
-def check_engine_settings(settings: EngineSettings) -> None:
-    """Reject bad values before any work, as usage errors, rather than once per image."""
+def check_engine_settings(settings: EngineSettings, onnx: bool = False) -> None:
+    """Reject bad values before any work, as usage errors, rather than once per image. ``onnx``:
+    the model is an ONNX graph, whose devices are ONNX Runtime's providers."""
     from restore_cli.engine.device import resolve_device, resolve_precision
 
     if settings.overlap < 0:
@@ -58,8 +59,11 @@ def check_engine_settings(settings: EngineSettings) -> None:
             f"--overlap {settings.overlap} must be smaller than --tile {settings.tile}, or tiles never advance; "
             f"try --overlap {settings.tile // 4}"
         )
+    if onnx:
+        _check_onnx_settings(settings)
+        return
     if not _DEVICE.fullmatch(settings.device):
-        raise UsageError(f"--device {settings.device}: use auto, cpu, cuda, cuda:N or mps")
+        raise UsageError(f"--device {settings.device}: use auto, cpu, cuda, cuda:N or mps (ONNX Runtime's providers take ONNX models only)")
     try:
         device = resolve_device(settings.device)
         resolve_precision(settings.precision, device, settings.allow_slow_precision)  # type: ignore[arg-type]
@@ -67,6 +71,21 @@ def check_engine_settings(settings: EngineSettings) -> None:
             _check_budget(settings.max_memory, device)
     except (ValueError, RuntimeError) as error:
         raise UsageError(str(error)) from None
+
+
+def _check_onnx_settings(settings: EngineSettings) -> None:
+    """An ONNX model runs on the provider --device names, in the precision it was exported in."""
+    import torch
+
+    from restore_cli.engine.onnx_runtime import providers
+
+    providers(settings.device)
+    if settings.precision not in ("auto", "fp32", "fp16"):
+        raise UsageError(f"--precision {settings.precision}: an ONNX model computes in the precision it was exported in (fp32 or fp16); drop --precision")
+    if settings.tlc_window is not None:
+        raise UsageError("--tlc cannot run an ONNX model: TLC is not part of an exported graph; run TLC with the .pth checkpoint")
+    if settings.max_memory is not None:
+        _check_budget(settings.max_memory, torch.device("cpu"))
 
 
 def _check_budget(max_memory: str, device: torch.device) -> None:
@@ -101,7 +120,7 @@ def watched(options: TaskOptions) -> bool:
     return not options.quiet and sys.stderr.isatty()
 
 
-def ray_options(options: TaskOptions, settings: EngineSettings) -> Optional[RayOptions]:
+def ray_options(options: TaskOptions, settings: EngineSettings, onnx: bool = False) -> Optional[RayOptions]:
     """`ray_executor.RayOptions` for --engine ray (checked, with Ray imported), else None."""
     given = [flag for name, flag in _RAY_FLAGS.items() if getattr(options, name) is not None]
     if options.engine == "local":
@@ -117,11 +136,11 @@ def ray_options(options: TaskOptions, settings: EngineSettings) -> Optional[RayO
         threads=options.threads,
         debug=options.debug,
     )
-    _check_ray(chosen, settings)
+    _check_ray(chosen, settings, onnx)
     return chosen
 
 
-def _check_ray(chosen: RayOptions, settings: EngineSettings) -> None:
+def _check_ray(chosen: RayOptions, settings: EngineSettings, onnx: bool) -> None:
     """Refuse contradictions before Ray starts. The engine options are checked as for a CPU:
     the GPUs are the workers', and the driver may have none."""
     if chosen.cpus_per_worker <= 0:
@@ -132,10 +151,10 @@ def _check_ray(chosen: RayOptions, settings: EngineSettings) -> None:
         raise UsageError(f"--device {settings.device} on Ray needs GPUs for the workers: add --gpus-per-worker (e.g. 1 or 0.5)")
     if settings.device in ("cpu", "mps") and chosen.gpus_per_worker > 0:
         raise UsageError(f"--gpus-per-worker reserves GPUs that --device {settings.device} would not use; drop one")
-    if settings.precision == "fp16" and chosen.gpus_per_worker == 0:
+    if settings.precision == "fp16" and chosen.gpus_per_worker == 0 and not onnx:
         raise UsageError("--precision fp16 needs GPUs for the workers: add --gpus-per-worker, or use bf16/fp32")
-    on_cpu = "fp32" if settings.precision == "fp16" else settings.precision
-    check_engine_settings(replace(settings, device="cpu", precision=on_cpu))
+    on_cpu = "fp32" if settings.precision == "fp16" and not onnx else settings.precision
+    check_engine_settings(replace(settings, device="cpu", precision=on_cpu), onnx)
 
 
 def import_ray_executor() -> Any:

@@ -32,6 +32,7 @@ from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT
 from restore_cli.cli.progress import RichDownloadBar
 from restore_cli.errors import UsageError
 from restore_cli.io.files import check_can_write
+from restore_cli.model.onnx_format import is_onnx
 from restore_cli.quality.evaluation import Outcome, Request, ScoringOptions, Summary, Task, evaluate
 
 # --------------------------------------------------------------------------- report
@@ -117,13 +118,13 @@ def _check_model(model: str | None, weights: Path | None) -> None:
 
     if model is not None and weights is not None:
         raise UsageError("give --model or --weights, not both")
-    if model is not None and model not in manifest.load_manifest():
+    if model is not None and model not in manifest.load_manifest() and not is_onnx(model):
         raise UsageError(f"unknown model {model!r}; see `restore models list`, or pass a file with --weights")
 
 
 def engine_options(
     device: str, precision: str, tile: str, overlap: int, max_memory: str | None, tlc: bool = False,
-    tlc_window: int | None = None, allow_slow_precision: bool = False
+    tlc_window: int | None = None, allow_slow_precision: bool = False, onnx: bool = False
 ) -> dict[str, Any]:
     """Check the engine options before any checkpoint is loaded (or downloaded), exactly as
     the task commands do."""
@@ -132,7 +133,7 @@ def engine_options(
 
     settings = EngineSettings(device, precision, parse_tile(tile), overlap, max_memory, tlc_window=parse_tlc(tlc, tlc_window),
                               allow_slow_precision=allow_slow_precision)
-    check_engine_settings(settings)
+    check_engine_settings(settings, onnx)
     return {
         "device": settings.device,
         "precision": settings.precision,
@@ -177,7 +178,7 @@ def eval_command(
     rainy: Optional[Path] = typer.Option(None, "--input", metavar="FOLDER", help="Folder of degraded images (derain, deblur)."),
     target: Optional[Path] = typer.Option(None, "--target", metavar="FOLDER", help="Folder of clean targets (derain, deblur)."),
     model: Optional[str] = typer.Option(None, "--model", metavar="NAME", help="Zoo model to run (default: the paper's for the task)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file to run instead."),
+    weights: Optional[Path] = typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file (or .onnx graph from `restore export`) to run instead."),
     y_channel: Optional[bool] = typer.Option(
         None, "--y-channel/--rgb", help="Score luma (BT.601 Y) or RGB. Default: Y for --task derain, RGB otherwise (PRED GT too, even for deraining results)."
     ),
@@ -215,7 +216,9 @@ def eval_command(
             watched = not quiet and sys.stderr.isatty()
             chosen = {"model": model, "weights": weights, "download_progress": RichDownloadBar if watched else False,
                       "offline": True if offline else None, "compare": compare}  # fmt: skip
-            chosen["engine"] = engine_options(device, precision, tile, overlap, max_memory, tlc, tlc_window, allow_slow_precision)
+            chosen["engine"] = engine_options(
+                device, precision, tile, overlap, max_memory, tlc, tlc_window, allow_slow_precision, is_onnx(weights or model)
+            )
             if task is Task.denoise:
                 _refuse("--task denoise", {"--input": rainy, "--target": target})
                 request = denoise_request(sigma, dataset, scoring, **chosen)

@@ -137,12 +137,13 @@ def verify_models(names: Optional[List[str]] = typer.Argument(None, metavar="[NA
 
 @models_app.command("import", cls=ManPageCommand)
 def import_(
-    file: Path = typer.Argument(..., metavar="FILE", help="A checkpoint fetched by other means."),
+    file: Path = typer.Argument(..., metavar="FILE", help="A checkpoint fetched by other means, or an .onnx graph from `restore export` (then --sha256 is required)."),
     name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Model it is (default: from file name or checksum)."),
     sha256: Optional[str] = typer.Option(None, "--sha256", metavar="HEX", help="Expected SHA-256 (64 hex digits), for the unpinned models."),
 ) -> None:
-    """Check a checkpoint (its SHA-256, and that it loads as a Restormer) and install it into the
-    cache, e.g. for offline machines."""
+    """Check a checkpoint (its SHA-256, and that it loads as a Restormer) or an exported ONNX
+    graph (its SHA-256, and that ONNX Runtime opens it) and install it into the cache, e.g. for
+    offline machines."""
     try:
         model, target = zoo.import_file(file, name=name, sha256=sha256)
     except ZooError as err:

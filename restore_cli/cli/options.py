@@ -74,11 +74,11 @@ COMMON = [
     _param("inputs", Optional[List[str]], typer.Argument(None, metavar="INPUT...", help="Image or video files, folders, glob patterns, URLs (s3://, gs://, az://...), or - for stdin (images only).", show_default=False)),
     _param("output", Optional[str], typer.Option(None, "-o", "--output", metavar="OUT", help="Output file, folder, URL (s3://bucket/clean/), or - for stdout. Default: next to each input as <stem>_<task>.<ext>.")),
     _param("model", Optional[str], typer.Option(None, "--model", metavar="NAME", help="Zoo model name instead of the task's default (see `restore models list`).")),
-    _param("weights", Optional[Path], typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file (.pth/.safetensors) instead of a zoo model.")),
+    _param("weights", Optional[Path], typer.Option(None, "--weights", metavar="CKPT", help="Any Restormer checkpoint file (.pth/.safetensors) instead of a zoo model, or an .onnx graph from `restore export` (runs on ONNX Runtime).")),
     _param("tile", str, typer.Option("auto", "--tile", metavar="auto|0|N", help="Tile side in pixels, auto (fit --max-memory) or 0 (whole image).")),
     _param("overlap", int, typer.Option(32, "--overlap", min=0, metavar="N", help="Overlap between tiles, in pixels.")),
     _param("max_memory", Optional[str], typer.Option(None, "--max-memory", metavar="SIZE", help="Memory budget such as 2GB (default: a safe share of free memory).")),
-    _param("device", str, typer.Option("auto", "--device", metavar="auto|cpu|cuda[:N]", help="Where to compute (mps on Apple silicon).")),
+    _param("device", str, typer.Option("auto", "--device", metavar="auto|cpu|cuda[:N]", help="Where to compute (mps on Apple silicon). ONNX models: also tensorrt, directml, coreml, openvino.")),
     _param("precision", str, typer.Option("auto", "--precision", metavar="auto|fp32|bf16|fp16", help="auto (fp32), fp32, bf16 (CPUs with native bf16, Ampere+ GPUs), or fp16 (CUDA only).")),
     _param("allow_slow_precision", bool, typer.Option(False, "--allow-slow-precision", help="Run --precision bf16/fp16 even where this hardware emulates it (many times slower than fp32).")),
     _param("tlc", bool, typer.Option(False, "--tlc", help="Test-time local statistics (TLC, Chu et al. 2022): attention over windows of about the training size instead of the whole image. Off by default.")),
@@ -117,6 +117,6 @@ SIGMA = _param("sigma", Optional[int], typer.Option(None, "--sigma", metavar="15
 DUAL_PIXEL = _param("dual_pixel", bool, typer.Option(False, "--dual-pixel", help="INPUTs are LEFT RIGHT views of a dual-pixel capture."))
 
 
-WEIGHTS_REQUIRED = _param("weights", Path, typer.Option(..., "--weights", metavar="CKPT", help="Restormer checkpoint (.pth or .safetensors); its configuration is read from the file."))
+WEIGHTS_REQUIRED = _param("weights", Path, typer.Option(..., "--weights", metavar="CKPT", help="Restormer checkpoint (.pth or .safetensors; its configuration is read from the file), or an .onnx graph from `restore export`."))
 
 

@@ -24,6 +24,7 @@ from restore_cli.cli.options import COMMON, DUAL_PIXEL, SIGMA, WEIGHTS_REQUIRED,
 from restore_cli.errors import UnknownModelError, UsageError, VideoError
 from restore_cli.io.raw import RawOptions
 from restore_cli.io import stores
+from restore_cli.model.onnx_format import is_onnx
 
 if TYPE_CHECKING:
     from restore_cli.batch.ray_executor import RayOptions
@@ -154,9 +155,10 @@ def _run(task: Task, options: TaskOptions) -> int:
         raise UsageError(f"Missing argument 'INPUT...' or --files-from FILE (see `restore {task.name} --help`)")
     choice = model_choice(task, options)
     settings = engine_settings(options)
-    on_ray = ray_options(options, settings)
+    onnx = is_onnx(choice.color) or is_onnx(choice.gray)
+    on_ray = ray_options(options, settings, onnx)
     if on_ray is None:
-        check_engine_settings(settings)
+        check_engine_settings(settings, onnx)
     jobs = planning.plan_jobs(options.inputs or [], _naming(task, options), views=2 if options.dual_pixel else 1, listed=listed)
     files = _file_options(options, jobs)
     videos = _video_settings(options, settings, choice)
@@ -300,7 +302,7 @@ def _check_zoo_names(choice: models.ModelChoice) -> None:
     from restore_cli.model import manifest
 
     for spec in (choice.color, choice.gray):
-        if isinstance(spec, str):
+        if isinstance(spec, str) and not is_onnx(spec):  # imported ONNX models are found when loaded
             try:
                 manifest.get_entry(spec)
             except UnknownModelError as error:

@@ -132,6 +132,11 @@ class Expected:
     origin: str
 
 
+def forget(name: str) -> None:
+    """Drop a model's record (its file was deleted)."""
+    _write_record(name, None)
+
+
 def remember(name: str, path: Path, expected: Expected, source: str) -> None:
     stat = path.stat()
     record = {"path": str(path), "sha256": expected.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -169,7 +174,7 @@ def check_sha256(text: str) -> str:
 # --------------------------------------------------------------------------- hashing and files
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
@@ -214,7 +219,7 @@ def mismatch(entry: ModelEntry, where: str, expected: str, actual: str) -> ZooEr
 
 def check(entry: ModelEntry, path: Path, expected: Expected, source: str) -> Path:
     """Hash a file in place; keep and record it on a match, delete it on a mismatch."""
-    actual = _sha256_of(path)
+    actual = sha256_of(path)
     if actual != expected.sha256:
         _discard(path)
         _write_record(entry.name, None)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from restore_cli.errors import CheckpointError, ZooError, ZooUsageError, setting
-from restore_cli.model import cache, manifest
+from restore_cli.model import cache, manifest, onnx_zoo
 from restore_cli.model.download import Progress, download, stream
 from restore_cli.model.manifest import ModelEntry
+from restore_cli.model.onnx_format import is_onnx
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +42,8 @@ def cached_path(name: str) -> Path | None:
 
 def hash_origin(name: str) -> str | None:
     """Where the SHA-256 a cached model is checked against came from, in words (None: no value)."""
+    if is_onnx(name):
+        return cache.HASH_ORIGINS[onnx_zoo.ORIGIN]
     expected = cache.expected_sha(manifest.get_entry(name))
     return None if expected is None else cache.HASH_ORIGINS[expected.origin]
 
@@ -67,8 +70,11 @@ def resolve(name: str, *, offline: bool | None = None, progress: Progress = True
     """A verified local checkpoint for ``name``, downloading it first if needed.
 
     ``offline=None`` follows ``HF_HUB_OFFLINE``; offline, only the cache is used. A download
-    is shown as ``progress`` says (huggingface_hub's bar by default).
+    is shown as ``progress`` says (huggingface_hub's bar by default). A name ending in .onnx is
+    an ONNX model imported into the cache (``onnx_zoo``), which is never downloaded.
     """
+    if is_onnx(name):
+        return onnx_zoo.resolve_onnx(name)
     entry = manifest.get_entry(name)
     offline = cache.offline_from_env() if offline is None else offline
     with cache.lock(entry.name):
@@ -112,12 +118,27 @@ def _listing(folder: Path) -> str:
 
 
 def verify(names: list[str] | None = None) -> Iterator[Verification]:
-    """Re-hash cached checkpoints (all models by default), deleting any that do not match."""
-    for name in names or manifest.model_names():
+    """Re-hash cached checkpoints (all models and imported ONNX models by default), deleting
+    any that do not match."""
+    for name in names or manifest.model_names() + onnx_zoo.imported_names():
+        if is_onnx(name):
+            yield _verify_onnx(name)
+            continue
         entry = manifest.get_entry(name)
         with cache.lock(entry.name):
             outcome = _verify_one(entry)
         yield outcome
+
+
+def _verify_onnx(name: str) -> Verification:
+    record = cache.read_records().get(name)
+    if record is None or not Path(record["path"]).is_file():
+        return Verification(name, "missing", None, "not imported")
+    try:
+        path = onnx_zoo.resolve_onnx(name, rehash=True)
+    except ZooError as err:
+        return Verification(name, "mismatch", Path(record["path"]), str(err))
+    return Verification(name, "unpinned", path, f"matches {cache.HASH_ORIGINS[onnx_zoo.ORIGIN]}")
 
 
 def _verify_one(entry: ModelEntry) -> Verification:
@@ -159,7 +180,10 @@ def import_file(source: Path, *, name: str | None = None, sha256: str | None = N
     or the one recorded from an earlier Hub lookup; without either the file is refused. The
     record keeps where the value came from, so `verify` never credits the Hub with a user's
     hash. The copy is checked, not the source, so what is installed is exactly what was checked.
+    An exported ``.onnx`` file is imported as an ONNX model (``onnx_zoo``).
     """
+    if is_onnx(source):
+        return onnx_zoo.import_onnx(source, name=name, sha256=sha256)
     given = None if sha256 is None else cache.check_sha256(sha256)
     if not source.is_file():
         raise ZooError(f"cannot import {source}: no such file")

@@ -173,13 +173,13 @@ def paper_psnr(model: str | None, benchmark: str | None, sigma: float | None = N
 def build_restorer(
     model: str | None, weights: Path | None, engine_options: dict[str, Any], progress: Download = True, offline: bool | None = None
 ) -> Any:
-    """Load the checkpoint (zoo name, fetched from the cache only when ``offline``, or file)
-    and wrap it in the engine."""
-    from restore_cli.engine.restorer import Restorer
+    """Load the checkpoint (zoo name, fetched from the cache only when ``offline``, or file;
+    either possibly ONNX) and wrap it in the engine."""
+    from restore_cli.engine.onnx_runtime import load_network, restorer_for
     from restore_cli.model import zoo
 
     source = weights if weights is not None else zoo.resolve(str(model), offline=offline, progress=progress)
-    return Restorer(zoo.load_model(source), **engine_options)
+    return restorer_for(load_network(source, engine_options.get("device", "auto"), progress), **engine_options)
 
 
 # --------------------------------------------------------------------------- summary

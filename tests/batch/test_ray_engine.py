@@ -412,3 +412,17 @@ def test_a_video_spread_over_ray_workers_is_the_same_file_as_restored_locally(cl
         assert (line["type"], line["frames"], line["output"]) == ("video", 24, str(tmp_path / f"{engine}.mp4"))
     assert (tmp_path / "ray.mp4").read_bytes() == (tmp_path / "local.mp4").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "local.mp4", "ray.mp4"]  # work folders gone
+
+
+def test_an_onnx_model_on_ray_writes_the_same_bytes_as_locally(cluster, tiny_onnx, tmp_path: Path) -> None:
+    """The driver checks the graph and ships its bytes; each worker builds its own session."""
+    folder = tmp_path / "in"
+    _photos(folder, 2)
+    runs = {
+        engine: _invoke("run", "--weights", tiny_onnx.path, folder, "-o", tmp_path / engine, "--engine", engine, "--quiet")
+        for engine in ("local", "ray")
+    }
+    assert runs["ray"].exit_code == runs["local"].exit_code == 0, runs["ray"].output
+    assert sorted(path.name for path in (tmp_path / "ray").iterdir()) == ["00.png", "01.png"]
+    for path in (tmp_path / "local").iterdir():
+        assert (tmp_path / "ray" / path.name).read_bytes() == path.read_bytes(), path.name

@@ -139,6 +139,7 @@ import resource, sys, torch
 
 from restore_cli.engine import allocator
 from restore_cli.model.restormer import Restormer, RestormerConfig
+from tests.photos import CBSD68_3096
 torch.set_num_threads(1)
 if sys.argv[1] == "tuned":
     allocator.reuse_freed_memory()
