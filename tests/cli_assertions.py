@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
-LOG_LINE = re.compile(r"\[\d+/\d+\] .+|\d+ restored, \d+ skipped, \d+ failed in \d+\.\d s")
-"""What a batch writes besides errors when stderr is not a terminal: a line per image, the summary."""
+LOG_LINE = re.compile(
+    r"\[\d+/\d+\] .+|\d+ restored, \d+ skipped, \d+ failed in \d+\.\d s"
+    r"|starting Ray \(first run takes ~10 s\)…|connecting to Ray at \S+…"
+)
+"""What a batch writes besides errors when stderr is not a terminal: a line per image, the
+summary, and with --engine ray the line saying Ray is starting."""
 
 
 def assert_one_line_error(result, exit_code: int, *fragments: str) -> None:
