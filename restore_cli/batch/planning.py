@@ -177,13 +177,21 @@ def _expand(argument: str, recursive: bool, avoid: Location | None) -> list[_Fou
     path = location(argument)
     if storage.is_dir(argument):
         found = _scan(path, recursive, avoid)
-        subfolders = not recursive and any(entry.is_dir() and not entry.name.startswith(".") for entry in path.iterdir())
-        hint = f" (pass {setting('recursive')} to include its subfolders)" if subfolders else ""
-        return found or [_Found((path,), path, problem=f"{argument}: no images in this folder{hint}")]
+        return found or [_Found((path,), path, problem=f"{argument}: no images in this folder{_recursive_hint(path, recursive)}")]
     if _is_glob(argument):
         found = _glob(argument, recursive)
         return found or [_Found((path,), path, problem=f"{argument}: no image files match this pattern")]
     return [_Found((path,), Path(path.name), problem=None if argument == STDIO else _missing([path]))]
+
+
+def _recursive_hint(folder: Location, recursive: bool) -> str:
+    """For a folder without images: --recursive, when it has subfolders that may hold some (a
+    store's prefix is not listed again for this: it gets the hint whenever -r is missing)."""
+    if recursive:
+        return ""
+    if isinstance(folder, Path) and not any(entry.is_dir() and not entry.name.startswith(".") for entry in folder.iterdir()):
+        return ""
+    return f" (pass {setting('recursive')} to include its subfolders)"
 
 
 def _scan(folder: Location, recursive: bool, avoid: Location | None) -> list[_Found]:
