@@ -1,9 +1,10 @@
 """How big a tile may be: memory per pixel of a forward pass, the memory this process may use,
-and, on the CPU, the speed of each pass size, so ``tile="auto"`` picks the fastest plan that fits.
+and, on the CPU, tiles fitted to the image and timed by the speed profile, so ``tile="auto"``
+picks the fastest plan that fits.
 
 The memory model was measured with ``benchmarks/memory_per_pixel.py`` (peak activation bytes
-grow linearly with the pixels in a forward pass) and the speed curve with
-``benchmarks/tile_speed.py`` (seconds per pixel against the pass size).
+grow linearly with the pixels in a forward pass); the speed curve is
+:mod:`restore_cli.engine.profile`'s (seconds per pixel against the pass size).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 import psutil
 import torch
 
-from restore_cli.engine.tiling import TilePlan, padded_length, plan_tiles
+from restore_cli.engine.profile import TileSpeed
+from restore_cli.engine.tiling import TileShape, axis_tiles, fitted_length, padded_length
 from restore_cli.errors import MemoryBudgetError, setting
 from restore_cli.model.restormer import SIZE_MULTIPLE
 
@@ -92,66 +94,33 @@ def smallest_budget(device: torch.device) -> int:
     return held + min(model.fixed for model in MEMORY_MODELS.values())
 
 
-@dataclass(frozen=True)
-class TileSpeed:
-    """Measured seconds per megapixel of one forward pass against its size: ``points`` are
-    (side, s/Mpix) of side x side passes, by increasing side."""
-
-    points: tuple[tuple[int, float], ...]
-
-    @property
-    def sides(self) -> tuple[int, ...]:
-        return tuple(side for side, _ in self.points)
-
-    def seconds_per_mpix(self, pixels: int) -> float | None:
-        """Linear in the side between measured points, flat below the smallest; ``None``
-        above the largest, where nothing was measured (the cost per pixel grows there)."""
-        side = math.sqrt(pixels)
-        if side > self.points[-1][0]:
-            return None
-        upper = next(index for index, (measured, _) in enumerate(self.points) if measured >= side)
-        if upper == 0:
-            return self.points[0][1]
-        (low_side, low_cost), (high_side, high_cost) = self.points[upper - 1], self.points[upper]
-        return low_cost + (high_cost - low_cost) * (side - low_side) / (high_side - low_side)
-
-    def plan_seconds(self, plan: TilePlan) -> float | None:
-        """Estimated time of every pass of ``plan``, overlaps computed twice as they are."""
-        pixels = plan.tile_height * plan.tile_width
-        rate = self.seconds_per_mpix(pixels)
-        return None if rate is None else len(plan) * pixels * rate / 1e6
-
-
-CPU_TILE_SPEED = TileSpeed(((128, 142.2), (256, 139.3), (384, 132.6), (512, 138.0), (640, 140.1), (768, 152.6)))
-"""CPU seconds per Mpix of a warm full-model fp32 pass, measured on an Intel Xeon Sapphire
-Rapids with 1 thread (``python benchmarks/tile_speed.py``; figures in benchmarks/README.md).
-The curve is flat up to 640: what decides is the overlap computed twice, so large tiles win.
-Sides above 768 are left out: 1024-pixel passes cost 1.2-1.5x per pixel (page faults) and
-need about 11 GB."""
+PLAN_TOLERANCE = 0.05
+"""Plans whose estimated times are this close count as equally fast. A measured curve is
+good to a few percent, while the pixels a plan computes are exact: between such plans the
+one computing the fewest pixels wins, then the one with fewer tiles."""
 
 
 def choose_tile(
     available: int, memory: MemoryModel, dim: int, height: int, width: int, batch: int = 1,
     speed: TileSpeed | None = None, overlap: int = 0, min_tile: int = 0,
-) -> int | None:
-    """The tile side (a multiple of 8) for ``tile="auto"``; ``None`` for the whole image.
+) -> TileShape | None:
+    """The tile (height, width), multiples of 8, for ``tile="auto"``; ``None`` for the whole image.
 
-    With ``speed`` (on the CPU, where large passes cost more per pixel): the fastest of the
-    whole image and the measured sides whose pass of ``batch`` tiles fits in ``available``
-    bytes, by the estimated time of each plan, overlaps included; on a tie the whole
-    image, then the larger tile (fewer passes) wins. Without it, or when no measured side fits: the largest square tile that fits,
-    and the whole image whenever it fits. Measured sides below ``min_tile`` (TLC's window,
-    so that windows lie whole inside tiles) are not considered."""
+    With ``speed`` (on the CPU, where the cost per pixel depends on the pass's size): among
+    the tilings fitted to the image (:func:`fitted_tilings`) whose pass of ``batch`` tiles
+    fits in ``available`` bytes, the fastest by the curve, overlaps included (of those
+    within :data:`PLAN_TOLERANCE` of it, the one computing the fewest pixels). Without it, or
+    when not even the smallest tiling fits: the largest square tile that fits, and the whole
+    image whenever it fits. Tiles narrower than ``min_tile`` (TLC's window, so that windows
+    lie whole inside tiles) are considered only along an axis shorter than it."""
     pixels = memory.max_pixels(dim, available) // batch
     if speed is not None:
-        timed = []
-        for tile in (None, *(side for side in speed.sides if side >= min_tile)):
-            plan = plan_tiles(height, width, tile, overlap)
-            seconds = speed.plan_seconds(plan)
-            if seconds is not None and plan.tile_height * plan.tile_width <= pixels:
-                timed.append((seconds, tile))
+        timed = _timed_tilings(fitted_tilings(height, width, overlap, max(MIN_AUTO_TILE, min_tile)), speed, pixels)
         if timed:
-            return min(timed, key=lambda entry: (entry[0], entry[1] is not None, -(entry[1] or 0)))[1]
+            fastest = min(seconds for seconds, _ in timed)
+            close = [(seconds, tiling) for seconds, tiling in timed if seconds <= fastest * (1 + PLAN_TOLERANCE)]
+            best = min(close, key=lambda entry: (entry[1].computed_pixels, entry[1].tiles, entry[0]))[1]
+            return None if best.tiles == 1 else (best.tile_height, best.tile_width)
     if padded_length(height) * padded_length(width) <= pixels:
         return None
     tile = math.isqrt(pixels) // SIZE_MULTIPLE * SIZE_MULTIPLE
@@ -161,4 +130,62 @@ def choose_tile(
             f"the memory budget leaves {available / 2**20:.0f} MiB for the model, but even "
             f"{MIN_AUTO_TILE}-pixel tiles need {needed / 2**20:.0f} MiB; raise {setting('max_memory')} or free memory"
         )
-    return tile
+    return tile, tile
+
+
+def _timed_tilings(tilings: list[Tiling], speed: TileSpeed, max_pixels: int) -> list[tuple[float, Tiling]]:
+    """(estimated seconds, tiling) of those whose tile fits ``max_pixels`` and the curve."""
+    timed = []
+    for tiling in tilings:
+        if tiling.tile_pixels <= max_pixels:
+            rate = speed.seconds_per_mpix(tiling.tile_pixels)
+            if rate is not None:
+                timed.append((tiling.computed_pixels * rate / 1e6, tiling))
+    return timed
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """A grid of ``rows`` x ``cols`` tiles of one size, as :func:`plan_tiles` lays it."""
+
+    rows: int
+    cols: int
+    tile_height: int
+    tile_width: int
+
+    @property
+    def tiles(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def tile_pixels(self) -> int:
+        return self.tile_height * self.tile_width
+
+    @property
+    def computed_pixels(self) -> int:
+        return self.tiles * self.tile_pixels
+
+
+def fitted_tilings(height: int, width: int, overlap: int, min_side: int = MIN_AUTO_TILE) -> list[Tiling]:
+    """Every tiling by count: for each number of rows and of columns, the smallest tile
+    that covers the padded image with that many (:func:`fitted_length`), so the only pixels
+    computed twice are the overlaps and under 8 pixels of rounding per tile, whatever the
+    image's size. A fixed list of sides instead computes up to a third more pixels than the
+    image has (a 1024 x 1024 image in 384-pixel tiles: 9 passes, 1.33 Mpix for 1.05).
+    Tiles shorter than ``min_side`` appear only along an axis shorter than it (one tile)."""
+    across = [_axis_tilings(padded_length(height), overlap, min_side), _axis_tilings(padded_length(width), overlap, min_side)]
+    return [Tiling(rows, cols, tile_height, tile_width)
+            for rows, tile_height in across[0] for cols, tile_width in across[1]]
+
+
+def _axis_tilings(length: int, overlap: int, min_side: int) -> list[tuple[int, int]]:
+    """(tiles, tile length) along one axis: the whole axis, then 2, 3, ... fitted tiles
+    while they stay at least ``min_side`` long."""
+    found = [(1, length)]
+    for count in range(2, length // SIZE_MULTIPLE + 1):
+        size = fitted_length(length, count, overlap)
+        if size < min_side:
+            break
+        if size < found[-1][1]:
+            found.append((axis_tiles(length, size, overlap), size))
+    return found

@@ -22,7 +22,6 @@ from torch import nn
 
 from restore_cli.engine.allocator import release_freed_memory, reuse_freed_memory
 from restore_cli.engine.budget import (
-    CPU_TILE_SPEED,
     MEMORY_MODELS,
     MIN_AUTO_TILE,
     TLC_MEMORY_FACTOR,
@@ -31,7 +30,8 @@ from restore_cli.engine.budget import (
     default_memory_budget,
     parse_memory_size,
 )
-from restore_cli.engine.device import Precision, autocast_context, resolve_device, resolve_precision
+from restore_cli.engine.device import PRECISIONS, Precision, autocast_context, resolve_device, resolve_precision
+from restore_cli.engine.profile import TileSpeed, cpu_speed
 from restore_cli.engine.tiling import Blend, TilePlan, padded_length, plan_tiles
 from restore_cli.errors import MemoryBudgetError, setting
 from restore_cli.model.restormer import SIZE_MULTIPLE
@@ -77,9 +77,9 @@ def _pad_axis(image: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
 class Restorer:
     """Restores images of any size with one model, loaded once and reused.
 
-    ``tile``: ``"auto"`` (see :func:`choose_tile`: on the CPU the fastest measured tile
-    within ``max_memory``, the whole image when it is small; elsewhere the largest tile that
-    fits), ``0`` or ``None`` (always the whole image), or a side length in pixels.
+    ``tile``: ``"auto"`` (see :func:`choose_tile`: on the CPU the fastest tiling fitted to
+    the image within ``max_memory`` by :meth:`speed_profile`, the whole image when that is
+    fastest; elsewhere the largest tile that fits), ``0`` or ``None`` (always the whole image), or a side length in pixels.
     ``max_memory``: bytes or a string like ``"2GB"``; the whole process on the CPU, the GPU
     memory on CUDA. ``blend="uniform"`` reproduces the official demo's averaging, for
     comparison only.
@@ -190,7 +190,7 @@ class Restorer:
         self, padded: torch.Tensor, plan: TilePlan, batch: int, output: torch.Tensor, progress: Progress | None
     ) -> None:
         if len(plan) == 1:
-            output.copy_(self._forward(padded)[0, :, : plan.height, : plan.width].clamp(0, 1))
+            output.copy_(self.forward(padded)[0, :, : plan.height, : plan.width].clamp(0, 1))
             _report(progress, 1, 1)
             return
         output.zero_()
@@ -198,7 +198,7 @@ class Restorer:
         tiles = list(plan.tiles())
         for first in range(0, len(tiles), batch):
             chunk = tiles[first : first + batch]
-            results = self._forward(torch.cat([_crop(padded, plan, i, j) for i, j in chunk]))
+            results = self.forward(torch.cat([_crop(padded, plan, i, j) for i, j in chunk]))
             for (i, j), result in zip(chunk, results):
                 _accumulate(output, plan, i, j, result)
             done += len(chunk)
@@ -207,9 +207,11 @@ class Restorer:
         output /= torch.from_numpy(plan.cols.total[None, : plan.width])
         output.clamp_(0, 1)
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Model output on the CPU in fp32. Half-precision results that overflowed to
-        inf/NaN are recomputed in fp32 instead of being written out as black pixels."""
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """One pass of the network over ``batch`` (NCHW, sides multiples of 8; call it under
+        ``torch.inference_mode()``): the model output on the CPU in fp32. Half-precision
+        results that overflowed to inf/NaN are recomputed in fp32 instead of being written
+        out as black pixels. ``restore bench --calibrate`` times exactly this."""
         inputs = batch.to(self.device)
         with autocast_context(self.device, self.dtype):
             outputs = self.model(inputs).float()
@@ -220,13 +222,22 @@ class Restorer:
                 outputs[bad] = self.model(inputs[bad]).float()
         return outputs.cpu()
 
-    def _auto_tile(self, height: int, width: int) -> int | None:
+    def _auto_tile(self, height: int, width: int) -> tuple[int, int] | None:
         return choose_tile(
             self._available_bytes(height, width), self.memory_model(), self.config.dim,
-            height, width, batch=self._batch_floor(),
-            speed=CPU_TILE_SPEED if self.device.type == "cpu" else None, overlap=self.overlap,
+            height, width, batch=self._batch_floor(), speed=self.speed_profile(), overlap=self.overlap,
             min_tile=self.tlc_window or 0,
         )
+
+    def speed_profile(self) -> TileSpeed | None:
+        """The speed curve ``tile="auto"`` plans with: on the CPU, the one measured on this
+        machine for this width, precision, thread count and torch (``restore bench
+        --calibrate``), else the built-in one; ``None`` elsewhere (the largest tile that
+        fits wins). Looked up per image, so a calibration counts from the next image on."""
+        if self.device.type != "cpu":
+            return None
+        precision = next(name for name, dtype in PRECISIONS.items() if dtype == self.dtype)
+        return cpu_speed(self.config.dim, precision)
 
     def memory_model(self) -> MemoryModel:
         """What the tile plan assumes a forward pass needs: the precision's model, with

@@ -21,6 +21,8 @@ from typing import Iterator, Literal
 
 import numpy as np
 
+TileShape = tuple[int, int]
+"""A tile's (height, width) in pixels."""
 Blend = Literal["smooth", "uniform"]
 """``smooth``: raised-cosine ramps across overlaps (ours). ``uniform``: plain averaging, as
 the official Restormer demo does; kept so the difference can be measured."""
@@ -76,6 +78,11 @@ class TilePlan:
     def __len__(self) -> int:
         return len(self.rows.starts) * len(self.cols.starts)
 
+    @property
+    def computed_pixels(self) -> int:
+        """Pixels the network computes for this plan: overlaps count once per tile."""
+        return len(self) * self.tile_height * self.tile_width
+
     def tiles(self) -> Iterator[tuple[int, int]]:
         """(row index, column index) pairs in raster order; streamed, never materialised."""
         for i in range(len(self.rows.starts)):
@@ -90,7 +97,7 @@ class TilePlan:
 def plan_tiles(
     height: int,
     width: int,
-    tile: int | None,
+    tile: int | TileShape | None,
     overlap: int,
     *,
     multiple: int = 8,
@@ -98,27 +105,61 @@ def plan_tiles(
 ) -> TilePlan:
     """Plan tiles of about ``tile`` pixels a side for an image of ``height`` x ``width``.
 
-    ``tile=None`` (or any tile at least as large as the padded image) gives a single tile,
-    i.e. whole-image inference. ``tile`` is rounded down to a multiple of ``multiple`` (at
-    least ``multiple``); ``overlap`` is capped at half a tile (and below one grid step for
-    the smallest tiles) because a wider overlap would make a tile's two ramps cross.
+    ``tile`` is a side (square tiles, as ``--tile N`` asks) or a (height, width) pair (the
+    tiles ``tile="auto"`` fits to the image). ``None`` (or any tile at least as large as the
+    padded image) gives a single tile, i.e. whole-image inference. Each length is rounded
+    down to a multiple of ``multiple`` (at least ``multiple``); ``overlap`` is capped at half
+    a tile (and below one grid step for the smallest tiles) because a wider overlap would
+    make a tile's two ramps cross.
     """
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
-    if tile is not None and tile < multiple:
-        raise ValueError(f"tile must be at least {multiple} pixels, got {tile}")
+    tile_height, tile_width = tile if isinstance(tile, tuple) else (tile, tile)
+    for length in (tile_height, tile_width):
+        if length is not None and length < multiple:
+            raise ValueError(f"tile must be at least {multiple} pixels, got {length}")
     return TilePlan(
         height=height,
         width=width,
-        rows=_plan_axis(padded_length(height, multiple), tile, overlap, multiple, blend),
-        cols=_plan_axis(padded_length(width, multiple), tile, overlap, multiple, blend),
+        rows=_plan_axis(padded_length(height, multiple), tile_height, overlap, multiple, blend),
+        cols=_plan_axis(padded_length(width, multiple), tile_width, overlap, multiple, blend),
     )
+
+
+def axis_tiles(length: int, size: int, overlap: int, multiple: int = 8) -> int:
+    """How many tiles of ``size`` :func:`plan_tiles` lays along a padded ``length``; cheap,
+    so that many candidate plans can be compared without building their windows."""
+    size = min(length, size // multiple * multiple)
+    return _gaps(length, size, _effective_overlap(size, overlap, multiple), multiple)[1] + 1
+
+
+def fitted_length(length: int, count: int, overlap: int, multiple: int = 8) -> int:
+    """The smallest tile length (a multiple of ``multiple``) whose tiles cover a padded
+    ``length`` in at most ``count`` tiles that overlap by ``overlap``: ``count`` tiles of it
+    compute the overlaps and at most ``multiple - 1`` pixels per tile more than ``length``.
+
+    In blocks of ``multiple``, ``count`` tiles of ``s`` blocks overlapping by ``o`` cover
+    ``count * s - (count - 1) * o`` blocks, hence the first guess; the two loops settle the
+    rounding and the overlap's cap on small tiles, by :func:`plan_tiles`' own arithmetic."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    blocks = length // multiple
+    size = min(length, multiple * -(-(blocks + (count - 1) * -(-overlap // multiple)) // count))
+    while size < length and axis_tiles(length, size, overlap, multiple) > count:
+        size += multiple
+    while size > multiple and axis_tiles(length, size - multiple, overlap, multiple) <= count:
+        size -= multiple
+    return size
+
+
+def _effective_overlap(size: int, overlap: int, multiple: int) -> int:
+    return min(overlap, size // 2, size - multiple)
 
 
 def _plan_axis(length: int, tile: int | None, overlap: int, multiple: int, blend: Blend) -> AxisPlan:
     size = length if tile is None else min(length, tile // multiple * multiple)
     max_ramp = min(size // 2, size - multiple)
-    starts = _starts(length, size, min(overlap, max_ramp), multiple)
+    starts = _starts(length, size, _effective_overlap(size, overlap, multiple), multiple)
     overlaps = [previous + size - start for previous, start in zip(starts, starts[1:])]
     ramps = [min(shared, max_ramp) if blend == "smooth" else 0 for shared in overlaps]
     windows = tuple(
@@ -138,13 +179,19 @@ def _starts(length: int, size: int, overlap: int, multiple: int) -> tuple[int, .
     and spreading the slack evenly avoids the official demo's last tile that overlaps its
     neighbour almost entirely.
     """
-    if size >= length:
+    span, gaps = _gaps(length, size, overlap, multiple)
+    if gaps == 0:
         return (0,)
-    blocks, tile_blocks = length // multiple, size // multiple
-    stride_blocks = tile_blocks - math.ceil(overlap / multiple)
-    span = blocks - tile_blocks
-    gaps = math.ceil(span / stride_blocks)
     return tuple((k * span // gaps) * multiple for k in range(gaps + 1))
+
+
+def _gaps(length: int, size: int, overlap: int, multiple: int) -> tuple[int, int]:
+    """(blocks between the first and the last origin, number of steps between them)."""
+    if size >= length:
+        return 0, 0
+    span = (length - size) // multiple
+    stride_blocks = size // multiple - math.ceil(overlap / multiple)
+    return span, math.ceil(span / stride_blocks)
 
 
 def _window(size: int, left_ramp: int, right_ramp: int) -> np.ndarray:

@@ -1,29 +1,63 @@
-"""`tile="auto"` on the CPU: the fastest plan by a measured speed curve, within the budget.
+"""`tile="auto"` on the CPU: tiles fitted to the image, the fastest plan by a speed curve,
+within the budget.
 
-``choose_tile`` is pure: (free memory, image size, measured curve) in, a tile side (or
-``None``, the whole image) out. The curves here are made up, so the expected choices follow
-from arithmetic on them, not from the curve the engine ships.
+``choose_tile`` is pure: (free memory, image size, speed curve) in, a tile (or ``None``, the
+whole image) out. The curves here are made up, so the expected choices follow from
+arithmetic on them, and the fewest-pixels oracle below lays every possible tile length with
+``plan_tiles`` itself rather than trusting the rule's own fitting.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from restore_cli.engine import budget
-from restore_cli.engine.budget import CPU_TILE_SPEED, MemoryModel, TileSpeed, choose_tile
+from restore_cli.engine.budget import MEMORY_MODELS, PLAN_TOLERANCE, MemoryModel, choose_tile
+from restore_cli.engine.profile import BUILTIN_CPU_SPEED, TileSpeed
 from restore_cli.engine.restorer import Restorer
+from restore_cli.engine.tiling import padded_length, plan_tiles
 from restore_cli.model.restormer import Restormer, RestormerConfig
 
 MEMORY = MemoryModel(fixed=0, per_pixel_per_dim=1.0)
 DIM = 1
 PLENTY = 10**12
+OVERLAP = 32
 FLAT = TileSpeed(((128, 100.0), (256, 100.0), (512, 100.0), (1024, 100.0)))
-"""Every pass costs the same per pixel: only the overlaps computed twice differ."""
+"""Every pass costs the same per pixel: only the pixels computed twice differ."""
 STEEP = TileSpeed(((128, 100.0), (256, 100.0), (512, 100.0), (1024, 200.0)))
 """1024-pixel passes cost twice as much per pixel, as page faults make them on some CPUs."""
+FULL = MEMORY_MODELS[torch.float32]
+FULL_DIM = RestormerConfig().dim
+
+SIZES = [(512, 512), (512, 768), (1024, 1024), (1080, 1920), (1072, 2000), (2048, 2048), (2160, 3840),
+         (3000, 4000), (3456, 5184), (4000, 6000), (1001, 1333), (600, 4000)]
+"""(height, width) from 512 x 512 to 24 Mpix: squares, photos, video frames, a panorama."""
+
+
+def _computed(height: int, width: int, tile: tuple[int, int] | None) -> int:
+    return plan_tiles(height, width, tile, OVERLAP).computed_pixels
+
+
+@functools.lru_cache(maxsize=None)
+def _axis_lengths(length: int) -> dict[int, int]:
+    """Every tile length (multiple of 8, at least 64 or the whole axis) -> tiles along a
+    padded ``length``, as plan_tiles lays them."""
+    return {size: len(plan_tiles(length, 8, size, OVERLAP).rows.starts)
+            for size in range(8, length + 1, 8) if size >= 64 or size == length}
+
+
+def _fewest_pixels(height: int, width: int, max_pixels: int, max_side: float) -> int:
+    """The least any tiling computes whose tile holds at most ``max_pixels`` pixels and
+    whose side is within ``max_side``: the brute-force oracle."""
+    rows, cols = _axis_lengths(padded_length(height)), _axis_lengths(padded_length(width))
+    return min(rows[tile_height] * tile_height * cols[tile_width] * tile_width
+               for tile_height in rows for tile_width in cols
+               if tile_height * tile_width <= min(max_pixels, max_side**2))
 
 
 def test_the_curve_is_interpolated_in_the_side_and_unknown_beyond_it() -> None:
@@ -32,42 +66,85 @@ def test_the_curve_is_interpolated_in_the_side_and_unknown_beyond_it() -> None:
     assert STEEP.seconds_per_mpix(1032 * 1032) is None
 
 
-def test_with_a_flat_curve_the_largest_measured_tile_wastes_least_on_overlaps() -> None:
-    assert choose_tile(PLENTY, MEMORY, DIM, 3000, 4000, speed=FLAT, overlap=32) == 1024
+@pytest.mark.parametrize(("height", "width"), [(1024, 1024), (1072, 2000), (1500, 2000), (1001, 1333)])
+def test_with_a_flat_curve_the_plan_computes_the_fewest_pixels_any_tiling_could(height: int, width: int) -> None:
+    tile = choose_tile(PLENTY, MEMORY, DIM, height, width, speed=FLAT, overlap=OVERLAP)
+
+    assert _computed(height, width, tile) == _fewest_pixels(height, width, PLENTY, 1024)
 
 
-def test_a_tile_whose_passes_cost_more_per_pixel_loses() -> None:
-    assert choose_tile(PLENTY, MEMORY, DIM, 3000, 4000, speed=STEEP, overlap=32) == 512
+@pytest.mark.parametrize("room", [300 * 300, 200 * 500, 700 * 700])
+def test_within_a_tight_budget_too(room: int) -> None:
+    tile = choose_tile(room, MEMORY, DIM, 1500, 2000, speed=FLAT, overlap=OVERLAP)
+
+    assert tile[0] * tile[1] <= room
+    assert _computed(1500, 2000, tile) == _fewest_pixels(1500, 2000, room, 1024)
 
 
-def test_small_images_run_whole_and_large_ones_never_do_beyond_the_measured_sides() -> None:
-    assert choose_tile(PLENTY, MEMORY, DIM, 480, 640, speed=STEEP, overlap=32) is None
-    assert choose_tile(PLENTY, MEMORY, DIM, 520, 520, speed=STEEP, overlap=32) is None  # 4 tiles of 512 cost more
-    assert choose_tile(PLENTY, MEMORY, DIM, 2000, 2000, speed=FLAT, overlap=32) == 1024
+def test_between_plans_the_curve_cannot_tell_apart_the_one_computing_fewer_pixels_wins() -> None:
+    """480 x 640 whole: 0.31 Mpix at ~108 s/Mpix = 33.2 s; two 480 x 336 tiles: 0.32 Mpix
+    at 100 s/Mpix = 32.3 s, 3% faster by the curve: within its tolerance."""
+    assert 0 < 1 - 32.3 / 33.2 < PLAN_TOLERANCE
+    assert choose_tile(PLENTY, MEMORY, DIM, 480, 640, speed=STEEP, overlap=OVERLAP) is None
 
 
-def test_the_memory_budget_caps_the_choice() -> None:
-    room_for_300_squared = 300 * 300
-    assert choose_tile(room_for_300_squared, MEMORY, DIM, 3000, 4000, speed=FLAT, overlap=32) == 256
-    room_for_100_squared = 100 * 100  # below every measured side: the largest tile that fits
-    assert choose_tile(room_for_100_squared, MEMORY, DIM, 3000, 4000, speed=FLAT, overlap=32) == 96
+def test_a_1024_image_runs_as_2x2_fitted_tiles_when_large_passes_cost_more() -> None:
+    """Whole: 1.05 Mpix at 200 s/Mpix = 210 s. 2 x 2 tiles of (1024 + 32) / 2 = 528: 1.12
+    Mpix at ~103 s/Mpix = 115 s. 3 x 3 of 384, a measured side: 1.33 Mpix, 133 s."""
+    assert choose_tile(PLENTY, MEMORY, DIM, 1024, 1024, speed=STEEP, overlap=OVERLAP) == (528, 528)
 
 
-def test_without_a_curve_the_largest_tile_that_fits_is_taken() -> None:
+def test_passes_larger_than_the_curve_are_never_planned() -> None:
+    tile = choose_tile(PLENTY, MEMORY, DIM, 3000, 4000, speed=BUILTIN_CPU_SPEED, overlap=OVERLAP)
+
+    assert math.sqrt(tile[0] * tile[1]) <= BUILTIN_CPU_SPEED.sides[-1]
+
+
+@pytest.mark.parametrize("speed", [FLAT, BUILTIN_CPU_SPEED], ids=["flat", "builtin"])
+@pytest.mark.parametrize("gib", [6, 16])
+def test_overlaps_waste_at_most_10_percent_from_512_squared_to_24_mpix(speed: TileSpeed, gib: int) -> None:
+    """With the full model's memory model and a budget of 6 GiB or more, every size."""
+    wasted = {}
+    for height, width in SIZES:
+        tile = choose_tile(gib * 2**30, FULL, FULL_DIM, height, width, speed=speed, overlap=OVERLAP)
+        wasted[(height, width)] = round(_computed(height, width, tile) / (height * width) - 1, 3)
+
+    assert max(wasted.values()) <= 0.10, wasted
+
+
+@pytest.mark.parametrize("gib", [1, 2, 4, 16])
+def test_the_plan_never_needs_more_than_the_budget(gib: int) -> None:
+    for height, width in SIZES:
+        tile = choose_tile(gib * 2**30, FULL, FULL_DIM, height, width, speed=BUILTIN_CPU_SPEED, overlap=OVERLAP)
+        plan = plan_tiles(height, width, tile, OVERLAP)
+
+        assert FULL.forward_bytes(FULL_DIM, plan.tile_height * plan.tile_width) <= gib * 2**30
+
+
+def test_tlc_windows_fit_inside_tiles_along_axes_longer_than_the_window() -> None:
+    tile = choose_tile(PLENTY, MEMORY, DIM, 600, 4000, speed=FLAT, overlap=OVERLAP, min_tile=384)
+
+    assert tile is not None and min(tile) >= 384
+
+
+def test_without_a_curve_the_largest_square_tile_that_fits_is_taken() -> None:
     """On GPUs there is no measured curve: the whole image whenever it fits."""
     assert choose_tile(PLENTY, MEMORY, DIM, 3000, 4000) is None
+    assert choose_tile(300 * 300, MEMORY, DIM, 3000, 4000) == (296, 296)
 
 
-def test_the_engine_tiles_a_big_photo_on_the_cpu_even_with_memory_to_spare() -> None:
+def test_the_engine_tiles_a_big_photo_on_the_cpu_even_with_memory_to_spare(hf_home) -> None:
     model = Restormer(RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1))
     restorer = Restorer(model, device="cpu", max_memory="1TB")
 
     plan, _ = restorer.plan(3000, 4000)
 
-    expected = choose_tile(PLENTY, MEMORY, DIM, 3000, 4000, speed=CPU_TILE_SPEED, overlap=32)
-    assert plan.tile_height == plan.tile_width == expected < 3000
+    expected = choose_tile(PLENTY, MEMORY, DIM, 3000, 4000, speed=BUILTIN_CPU_SPEED, overlap=OVERLAP)
+    assert (plan.tile_height, plan.tile_width) == expected
+    assert len(plan) > 1
     assert len(restorer.plan(200, 300)[0]) == 1
     assert len(Restorer(model, device="cpu", tile=0).plan(3000, 4000)[0]) == 1  # --tile 0: whole, always
+    assert (Restorer(model, device="cpu", tile=512).plan(3000, 4000)[0].tile_width) == 512  # --tile N: N
 
 
 def test_the_default_cpu_budget_leaves_half_of_the_free_memory_to_other_programs(

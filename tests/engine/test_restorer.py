@@ -208,8 +208,8 @@ def test_choose_tile_is_the_largest_grid_tile_that_fits():
     memory = MemoryModel(fixed=1000, per_pixel_per_dim=1.0)
     available = 1000 + 8 * 200 * 200 + 8 * 100  # room for 200^2 pixels at dim 8, not 208^2
 
-    assert choose_tile(available, memory, dim=8, height=3000, width=4000) == 200
-    assert choose_tile(available, memory, dim=8, height=3000, width=4000, batch=4) == 96
+    assert choose_tile(available, memory, dim=8, height=3000, width=4000) == (200, 200)
+    assert choose_tile(available, memory, dim=8, height=3000, width=4000, batch=4) == (96, 96)
     assert choose_tile(available, memory, dim=8, height=199, width=199) is None
 
 
@@ -224,12 +224,12 @@ def test_choose_tile_refuses_a_budget_below_the_smallest_tile():
 def test_auto_tile_shrinks_with_the_budget(tiny_model):
     def tile_for(budget: str):
         plan, _ = Restorer(tiny_model, device="cpu", max_memory=budget).plan(3000, 4000)
-        return plan.tile_height, len(plan)
+        return plan.tile_height * plan.tile_width, len(plan)
 
     assert tile_for("1TB")[1] > 1  # tiled for speed even with memory to spare: see test_auto_tile.py
     small_tile, small_count = tile_for(f"{_rss() + 600 * 2**20}")
     large_tile, large_count = tile_for(f"{_rss() + 2000 * 2**20}")
-    assert 64 <= small_tile < large_tile < 3000
+    assert 64 * 64 <= small_tile < large_tile < 3000 * 4000
     assert small_count > large_count > 1
     with pytest.raises(MemoryBudgetError):
         tile_for(f"{_rss() // 2}")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restore_cli.engine.tiling import padded_length, plan_tiles
+from restore_cli.engine.tiling import fitted_length, padded_length, plan_tiles
 
 sides = st.integers(min_value=1, max_value=700)
 tiles = st.integers(min_value=8, max_value=600)
@@ -60,6 +60,29 @@ def test_neighbours_share_at_least_the_requested_overlap(length, tile, overlap):
 
     shared = [previous + axis.size - start for previous, start in zip(axis.starts, axis.starts[1:])]
     assert all(amount >= effective for amount in shared)
+
+
+@settings(max_examples=60, deadline=None)
+@given(length=st.integers(min_value=1, max_value=1500), count=st.integers(min_value=1, max_value=12),
+       overlap=st.integers(min_value=0, max_value=96))
+def test_a_fitted_length_is_the_smallest_that_covers_the_axis_in_that_many_tiles(length, count, overlap):
+    padded = padded_length(length)
+    size = fitted_length(padded, count, overlap)
+
+    def tiles(candidate: int) -> int:
+        return len(plan_tiles(padded, 8, candidate, overlap).rows.starts)
+
+    assert size % 8 == 0 and 8 <= size <= padded
+    assert tiles(size) <= count
+    assert all(tiles(smaller) > count for smaller in range(8, size, 8))
+
+
+def test_rectangular_tiles_keep_each_axis_its_own_length():
+    plan = plan_tiles(1024, 2000, (528, 688), 32)
+
+    assert (plan.tile_height, plan.tile_width) == (528, 688)
+    assert (len(plan.rows.starts), len(plan.cols.starts)) == (2, 3)
+    assert plan.computed_pixels == 6 * 528 * 688
 
 
 def test_tile_at_least_the_image_is_one_whole_tile_with_unit_weight():
