@@ -7,8 +7,7 @@ times, each in a fresh interpreter. Fresh processes matter: peak RSS is per proc
 the official procedure must not inherit the allocator tuning ours switches on. The network
 is full size with random weights (seed 0): the cost does not depend on the weights.
 
-Run it as ``restore bench``; this module is also the worker each measurement runs in
-(``python -m restore_cli.bench SPEC_JSON``).
+Run it as ``restore bench``; each measurement runs in :mod:`restore_cli.bench.worker`.
 """
 
 from __future__ import annotations
@@ -23,24 +22,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from restore_cli.engine.restorer import Restorer
-    from restore_cli.model.restormer import Restormer
+from restore_cli.bench.procedures import OFFICIAL, OURS, PHOTO, Spec, compare_8bit, flops_per_pixel, full_model
 
-OFFICIAL, OURS = "official", "ours"
 DEFAULT_SIZES = ("256", "512", "1024x768")
 """A 12 Mpix photo (``4000x3000``) takes about an hour a pass on 2 CPU cores: opt-in."""
-OFFICIAL_TILE, OFFICIAL_OVERLAP = 512, 32
-"""Above ``OFFICIAL_WHOLE_LIMIT`` pixels the baseline averages 512-pixel tiles uniformly,
-as the official demo's tiled mode does; whole-image inference would need ~100 GiB."""
-OFFICIAL_WHOLE_LIMIT = 4_000_000
-FLOP_PROBE = 32
-"""Side of the input FLOPs are counted on; every layer's cost is linear in pixels."""
-PHOTO = Path(__file__).resolve().parent / "assets" / "3096.png"
 
 
 @dataclass(frozen=True)
@@ -63,18 +52,6 @@ def parse_size(text: str) -> Size:
         raise ValueError(f"size {text!r}: write N (N x N pixels) or WxH, each at least 8")
     width, height = int(parts[0]), int(parts[-1])
     return Size(text, height, width)
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One measurement, as handed to a worker process."""
-
-    mode: str
-    height: int
-    width: int
-    device: str = "cpu"
-    precision: str = "auto"
-    allow_slow_precision: bool = False
 
 
 @dataclass
@@ -158,7 +135,7 @@ def _measure(spec: Spec) -> Pass:
     from restore_cli.engine.allocator import this_machine_huge_page_environment
 
     environment = this_machine_huge_page_environment() if spec.mode == OURS else None
-    return Pass(**_worker(["pass", json.dumps(asdict(spec))], environment))
+    return Pass(**run_worker("pass", asdict(spec), environment))
 
 
 def describe_machine() -> str:
@@ -182,6 +159,22 @@ def auto_precision(device: str) -> str:
     return next(name for name, candidate in PRECISIONS.items() if candidate == dtype)
 
 
+def speed_profile(precision: str, device: str) -> str:
+    """Which speed profile ``--tile auto`` plans this machine's tiles with for the full-size
+    model at ``precision``, in the threads the workers get: measured here, or built in."""
+    if not device.startswith("cpu"):
+        return "none on GPUs: the largest tile that fits"
+    import torch
+
+    from restore_cli.engine.hardware import cpu_info
+    from restore_cli.engine.profile import ProfileKey, cpu_speed
+    from restore_cli.model.restormer import RestormerConfig
+
+    concrete = auto_precision(device) if precision == "auto" else precision
+    key = ProfileKey(cpu_info().describe(), int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())), torch.__version__)
+    return cpu_speed(RestormerConfig().dim, concrete, key).source
+
+
 def native_precisions(device: str) -> tuple[str, ...]:
     """The precisions worth measuring on ``device``: fp32 and the half precisions it runs natively."""
     from restore_cli.engine.device import PRECISIONS, resolve_device
@@ -192,28 +185,15 @@ def native_precisions(device: str) -> tuple[str, ...]:
     return ("fp32",) + tuple(name for name in halves if slow_precision_reason(PRECISIONS[name], resolved) is None)
 
 
-def _worker(arguments: list[str], environment: dict[str, str] | None = None) -> dict[str, Any]:
+def run_worker(command: str, payload: dict[str, Any], environment: dict[str, str] | None = None) -> dict[str, Any]:
+    """One measurement in a fresh interpreter (:mod:`restore_cli.bench.worker`); its JSON result."""
     done = subprocess.run(
-        [sys.executable, "-m", "restore_cli.bench", *arguments], capture_output=True, text=True, check=False,
-        env=environment,
+        [sys.executable, "-m", "restore_cli.bench", command, json.dumps(payload)], capture_output=True, text=True,
+        check=False, env=environment,
     )
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker failed:\n{done.stderr.strip()}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def flops_per_pixel() -> float:
-    """Counted by torch on the official formulation of the full model, per input pixel:
-    convolutions and matrix products, which is where nearly all the arithmetic is."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.device("meta"):
-        model = _full_model(channels_last=False)
-        probe = torch.empty(1, model.config.in_channels, FLOP_PROBE, FLOP_PROBE)
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        model(probe)
-    return counter.get_total_flops() / FLOP_PROBE**2
 
 
 @dataclass
@@ -227,7 +207,7 @@ class Fidelity:
 
 def measure_fidelity(photo: Path = PHOTO, device: str = "cpu", precisions: Sequence[str] = ("fp32", "bf16")) -> list[Fidelity]:
     """Our modes against the official procedure on a real photo, in one worker."""
-    found = _worker(["fidelity", json.dumps({"photo": str(photo), "device": device, "precisions": list(precisions)})])
+    found = run_worker("fidelity", {"photo": str(photo), "device": device, "precisions": list(precisions)})
     return [Fidelity(**entry) for entry in found["modes"]]
 
 
@@ -266,7 +246,7 @@ def measure_end_to_end(
         work = Path(folder)
         weights, photo = work / "random_full.pth", work / "photo.png"
         torch.manual_seed(0)
-        torch.save({"params": _full_model(channels_last=False).state_dict()}, weights)
+        torch.save({"params": full_model(channels_last=False).state_dict()}, weights)
         Image.open(PHOTO).convert("RGB").resize((size.width, size.height), Image.BICUBIC).save(photo)
         official, ours = work / "official.png", work / "ours.png"
         ours_command = [sys.executable, "-m", "restore_cli", "run", "--weights", str(weights), str(photo),
@@ -298,131 +278,7 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def compare_8bit(ours: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
-    """Max abs difference in 8-bit levels and PSNR (dB, peak 255) of two uint8 images."""
-    from restore_cli.quality.metrics import psnr
-
-    difference = np.abs(ours.astype(np.int16) - reference.astype(np.int16))
-    return int(difference.max()), psnr(ours, reference, 255.0)
-
-
-def to_8bit(pixels: np.ndarray) -> np.ndarray:
-    """Float [0, 1] to uint8 exactly as `restore` writes an 8-bit file."""
-    from restore_cli.io.image import to_integer_levels
-
-    return to_integer_levels(pixels, 8)
-
-
 def _read_8bit(path: Path) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(path).convert("RGB"))
-
-
-# ---------------------------------------------------------------- the worker side
-
-
-def _full_model(channels_last: bool) -> Restormer:
-    from restore_cli.model.restormer import Restormer, RestormerConfig
-
-    model = Restormer(RestormerConfig()).eval()
-    model.channels_last = channels_last
-    return model
-
-
-def _official_restorer(model: Restormer, device: str, height: int, width: int) -> Restorer:
-    """The official procedure: fp32, NCHW, padded to a multiple of 8, whole image or
-    uniformly averaged tiles; no allocator tuning, no autotuning."""
-    tile = OFFICIAL_TILE if height * width > OFFICIAL_WHOLE_LIMIT else 0
-    return _plain_restorer(model, device, tile)
-
-
-def _plain_restorer(model: Restormer, device: str, tile: int) -> Restorer:
-    """The engine with none of its speed-ups, for the baseline: padding and tiling only."""
-    from restore_cli.engine.restorer import Restorer
-
-    return Restorer(model, device=device, precision="fp32", tile=tile, overlap=OFFICIAL_OVERLAP,
-                    blend="uniform", batch_size=1, tune_process=False)
-
-
-def _restorer_for(spec: Spec) -> Restorer:
-    from restore_cli.engine.restorer import Restorer
-
-    model = _full_model(channels_last=spec.mode == OURS)
-    if spec.mode == OFFICIAL:
-        return _official_restorer(model, spec.device, spec.height, spec.width)
-    return Restorer(model, device=spec.device, precision=spec.precision,  # type: ignore[arg-type]
-                    allow_slow_precision=spec.allow_slow_precision)
-
-
-def _run_pass(spec: Spec) -> dict[str, Any]:
-    import torch
-
-    torch.manual_seed(0)
-    restorer = _restorer_for(spec)
-    image = torch.rand(1, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(1))
-    restorer.restore(image[..., :64, :64])  # warm-up: kernel selection, first allocations
-    cuda = restorer.device.type == "cuda"
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    restorer.restore(image)  # returns on the host, so CUDA work is finished
-    seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "peak_vram": torch.cuda.max_memory_allocated() if cuda else None,
-        "tiles": len(restorer.plan(spec.height, spec.width)[0]),
-    }
-
-
-def _run_fidelity(photo: str, device: str, precisions: list[str]) -> dict[str, Any]:
-    import torch
-    from PIL import Image
-
-    from restore_cli.engine.restorer import Restorer
-
-    pixels = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255.0
-    torch.manual_seed(0)
-    model = _full_model(channels_last=False)
-    reference = to_8bit(_plain_restorer(model, device, 0).restore(pixels))
-    model.channels_last = True
-    modes = []
-    for precision in precisions:
-        restored = to_8bit(Restorer(model, device=device, precision=precision, tile=0).restore(pixels))  # type: ignore[arg-type]
-        diff, psnr_db = compare_8bit(restored, reference)
-        modes.append({"mode": f"ours {precision}", "max_abs_diff": diff, "psnr_db": round(psnr_db, 2)})
-    return {"modes": modes}
-
-
-def _run_official_file(weights: str, photo: str, out: str, device: str) -> dict[str, Any]:
-    """Load, read, restore, write: what the official test script does for one image."""
-    import torch
-    from PIL import Image
-
-    from restore_cli.model.restormer import Restormer, RestormerConfig
-
-    model = Restormer(RestormerConfig())
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["params"])
-    model.channels_last = False
-    pixels = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255.0
-    image = torch.from_numpy(pixels).permute(2, 0, 1)[None]
-    restored = _official_restorer(model, device, *image.shape[-2:]).restore(image)
-    Image.fromarray(to_8bit(restored[0].permute(1, 2, 0).numpy())).save(out)
-    return {}
-
-
-def _worker_main(argv: list[str]) -> None:
-    command, payload = argv[0], json.loads(argv[1])
-    if command == "pass":
-        result = _run_pass(Spec(**payload))
-    elif command == "fidelity":
-        result = _run_fidelity(**payload)
-    else:
-        result = _run_official_file(**payload)
-    sys.stdout.write(json.dumps(result) + "\n")
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    _worker_main(sys.argv[1:])

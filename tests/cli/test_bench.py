@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from typer.testing import CliRunner
 from restore_cli import bench
 from restore_cli.cli.app import app
 from restore_cli.engine.hardware import cpu_info
+from restore_cli.engine.profile import BUILTIN_CPU_SPEED, ProfileKey, measured_speed
+from restore_cli.model.restormer import RestormerConfig
 
 runner = CliRunner()
 
@@ -74,7 +77,7 @@ def test_bad_size_is_a_usage_error() -> None:
     assert "size 'huge'" in result.output
 
 
-def test_a_tiny_benchmark_runs_both_procedures_in_fresh_processes() -> None:
+def test_a_tiny_benchmark_runs_both_procedures_in_fresh_processes(hf_home: Path) -> None:
     """The full-size model on 16 x 16 pixels: seconds, not minutes."""
     result = runner.invoke(app, ["bench", "--sizes", "16", "--repeat", "1", "--threads", "1", "--no-fidelity", "--json"])
 
@@ -92,3 +95,27 @@ def test_a_tiny_benchmark_runs_both_procedures_in_fresh_processes() -> None:
     assert lowest - 0.005 <= row["speedup"] <= highest + 0.005
     assert report["flops_per_pixel"] == pytest.approx(bench.flops_per_pixel())
     assert report["machine"].startswith(cpu_info().describe()) and report["auto_precision"] == "fp32"
+    assert report["speed_profile"] == BUILTIN_CPU_SPEED.source
+
+
+def test_calibration_stores_this_machines_profile_where_restore_finds_it(hf_home: Path) -> None:
+    result = runner.invoke(app, ["bench", "--calibrate", "--sizes", "96", "--sizes", "64", "--threads", "1", "--json"])
+
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout.strip().splitlines()[-1])["calibration"]
+    assert [point["side"] for point in found["points"]] == [64, 96]
+    assert all(point["cpu_seconds_per_mpix"] > 0 and len(point["warm_cpu_seconds"]) == 1 for point in found["points"])
+    key = ProfileKey(**found["key"])
+    assert (key.cpu, key.threads) == (cpu_info().describe(), 1)
+    assert Path(found["path"]).parent == hf_home / "restore" / "speed-profiles"
+    stored = measured_speed(key, RestormerConfig().dim, "fp32")
+    assert stored.points == tuple((point["side"], point["cpu_seconds_per_mpix"]) for point in found["points"])
+    assert bench.speed_profile("auto", "cpu") == stored.source  # what `restore bench` now reports
+
+
+@pytest.mark.parametrize("sizes", [["16"], ["128x96"]])
+def test_calibration_passes_are_squares_the_auto_rule_could_plan(sizes: list[str]) -> None:
+    result = runner.invoke(app, ["bench", "--calibrate", *(arg for size in sizes for arg in ("--sizes", size))])
+
+    assert result.exit_code == 2
+    assert "at least 64 pixels" in result.output

@@ -63,7 +63,7 @@ def test_library_code_spells_no_flag() -> None:
     names settings through errors.setting, or quotes a whole command in backticks."""
     offenders = []
     for path in PACKAGE.rglob("*.py"):
-        if "cli" in path.relative_to(PACKAGE).parts or path.name == "bench.py":
+        if "cli" in path.relative_to(PACKAGE).parts or path.relative_to(PACKAGE).as_posix() == "bench/compare.py":
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             code = line.split("#", 1)[0]
