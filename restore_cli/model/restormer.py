@@ -15,8 +15,9 @@ to float rounding (tests/model/test_fast_paths.py).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -79,10 +80,45 @@ def _from_pixels(x: torch.Tensor) -> torch.Tensor:
 
 def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """A 1x1 conv. On channels-last input it is a plain matrix product over pixels: the
-    CPU convolution kernels fall back to a slow generic path for 1x1 channels-last convs."""
+    CPU convolution kernels fall back to a slow generic path for 1x1 channels-last convs.
+    In fp32 inference on the CPU the product is oneDNN's rather than MKL's (see
+    :func:`_onednn_linear`)."""
     if not is_channels_last(x):
         return conv(x)
-    return _from_pixels(F.linear(_to_pixels(x), conv.weight.flatten(1), conv.bias))
+    pixels, weight = _to_pixels(x), conv.weight.flatten(1)
+    onednn = _onednn_linear()
+    if onednn is not None and _plain_fp32_inference(pixels):
+        return _from_pixels(onednn(pixels, weight, conv.bias, "none", [], ""))
+    return _from_pixels(F.linear(pixels, weight, conv.bias))
+
+
+@functools.lru_cache(maxsize=None)
+def _onednn_linear() -> Callable[..., torch.Tensor] | None:
+    """oneDNN's fp32 matrix product (the operator torch's own compiler emits for linear
+    layers on the CPU), or ``None`` where this torch build has none. On an AMD EPYC with
+    AVX2 it ran the model's pixel-by-channel products (K = 48-255 input channels) 10-20%
+    faster than MKL's sgemm, which ``F.linear`` calls, at 30-34 GFLOP/s a core against
+    24-29; results agree to float rounding. It has no backward, hence inference only."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._linear_pointwise.default
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _plain_fp32_inference(pixels: torch.Tensor) -> bool:
+    """No gradients wanted, fp32 on the CPU, no autocast (which must keep choosing the
+    precision of F.linear), contiguous rows."""
+    return (not torch.is_grad_enabled() and pixels.dtype == torch.float32 and pixels.device.type == "cpu"
+            and pixels.is_contiguous() and not _autocast_on_cpu())
+
+
+def _autocast_on_cpu() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 had a separate query for the CPU
+        return torch.is_autocast_cpu_enabled()
 
 
 class ChannelLayerNorm(nn.Module):
