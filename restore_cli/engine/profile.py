@@ -2,7 +2,7 @@
 plans CPU tiles with.
 
 A profile is a curve of CPU seconds per megapixel against the side of a square pass. The
-engine ships one, measured on one CPU (:data:`BUILTIN_CPU_SPEED`); ``restore bench
+engine ships one per vector unit, each measured on one CPU (:data:`BUILTIN_CPU_SPEEDS`); ``restore bench
 --calibrate`` measures this machine's and stores it in the cache directory, keyed by what
 changes the curve: the CPU (model name, vector unit, native bf16), the number of torch
 threads and the torch version. Within a key a profile holds one curve per model width and
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from restore_cli.engine.hardware import cpu_info
+from restore_cli.engine.hardware import CpuInfo, cpu_info
 from restore_cli.engine.tiling import TilePlan
 from restore_cli.model.cache import zoo_dir
 
@@ -63,15 +63,28 @@ class TileSpeed:
         return None if rate is None else plan.computed_pixels * rate / 1e6
 
 
-BUILTIN_CPU_SPEED = TileSpeed(
-    ((128, 142.2), (256, 139.3), (384, 132.6), (512, 138.0), (640, 140.1), (768, 152.6)),
-    source="built-in (Intel Xeon Sapphire Rapids, 1 thread)",
-)
-"""CPU seconds per Mpix of a warm full-model fp32 pass, measured on an Intel Xeon Sapphire
-Rapids with 1 thread (``python benchmarks/tile_speed.py``; figures in benchmarks/README.md).
-The curve is flat up to 640: what decides is the overlap computed twice, so large tiles win.
-Sides above 768 are left out: 1024-pixel passes cost 1.2-1.5x per pixel there (page faults)
-and need about 11 GB."""
+BUILTIN_CPU_SPEEDS = {
+    "AVX-512": TileSpeed(
+        ((128, 142.2), (256, 139.3), (384, 132.6), (512, 138.0), (640, 140.1), (768, 152.6)),
+        source="built-in (measured on an Intel Xeon Sapphire Rapids, AVX-512, 1 thread)",
+    ),
+    "AVX2": TileSpeed(
+        ((256, 203.7), (512, 210.5), (640, 221.9), (768, 257.9)),
+        source="built-in (measured on an AMD EPYC, AVX2, 1 thread)",
+    ),
+}
+"""CPU seconds per Mpix of a warm full-model fp32 pass, by vector unit, each measured on one
+CPU of that kind with 1 thread (``restore bench --calibrate --threads 1``; figures in
+benchmarks/README.md). Both are flat to about 512 and rise beyond, the AVX2 one more
+(+22% at 768 on the EPYC, whose depth-wise convs slow down once three rows of a wide map
+no longer fit its cache); neither measured 1024-pixel passes, which cost 1.2-1.5x per
+pixel on the Xeon (page faults) and need about 11 GB."""
+
+
+def builtin_speed(cpu: CpuInfo | None = None) -> TileSpeed:
+    """The shipped curve of the CPU kind closest to ``cpu`` (this machine's by default):
+    the AVX2 one for CPUs with neither AVX-512 nor AVX2, whose passes are slower still."""
+    return BUILTIN_CPU_SPEEDS.get((cpu or cpu_info()).vector_unit, BUILTIN_CPU_SPEEDS["AVX2"])
 
 
 @dataclass(frozen=True)
@@ -136,8 +149,8 @@ def measured_speed(key: ProfileKey, dim: int, precision: str) -> TileSpeed | Non
 
 def cpu_speed(dim: int, precision: str, key: ProfileKey | None = None) -> TileSpeed:
     """The curve ``tile="auto"`` plans CPU tiles with: this machine's measured one where
-    there is one, the built-in curve otherwise."""
-    return measured_speed(key or ProfileKey.this_process(), dim, precision) or BUILTIN_CPU_SPEED
+    there is one, the built-in curve of its CPU kind otherwise."""
+    return measured_speed(key or ProfileKey.this_process(), dim, precision) or builtin_speed()
 
 
 def _read(path: Path, key: ProfileKey) -> dict[str, Any] | None:

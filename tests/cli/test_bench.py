@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from restore_cli import bench
 from restore_cli.cli.app import app
 from restore_cli.engine.hardware import cpu_info
-from restore_cli.engine.profile import BUILTIN_CPU_SPEED, ProfileKey, measured_speed
+from restore_cli.engine.profile import ProfileKey, builtin_speed, measured_speed
 from restore_cli.model.restormer import RestormerConfig
 
 runner = CliRunner()
@@ -95,7 +95,7 @@ def test_a_tiny_benchmark_runs_both_procedures_in_fresh_processes(hf_home: Path)
     assert lowest - 0.005 <= row["speedup"] <= highest + 0.005
     assert report["flops_per_pixel"] == pytest.approx(bench.flops_per_pixel())
     assert report["machine"].startswith(cpu_info().describe()) and report["auto_precision"] == "fp32"
-    assert report["speed_profile"] == BUILTIN_CPU_SPEED.source
+    assert report["speed_profile"] == builtin_speed().source
 
 
 def test_calibration_stores_this_machines_profile_where_restore_finds_it(hf_home: Path) -> None:

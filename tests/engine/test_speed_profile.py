@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from restore_cli.engine import profile
-from restore_cli.engine.profile import BUILTIN_CPU_SPEED, ProfileKey, cpu_speed, measured_speed, save_curve
+from restore_cli.engine.hardware import CpuInfo
+from restore_cli.engine.profile import BUILTIN_CPU_SPEEDS, ProfileKey, builtin_speed, cpu_speed, measured_speed, save_curve
 from restore_cli.engine.restorer import Restorer
 from restore_cli.model.restormer import Restormer, RestormerConfig
 
@@ -38,7 +39,7 @@ def test_a_profile_measured_under_another_key_is_not_used(hf_home: Path, other: 
     save_curve(HERE, 48, "fp32", POINTS, {})
 
     assert measured_speed(other, 48, "fp32") is None
-    assert cpu_speed(48, "fp32", other) == BUILTIN_CPU_SPEED
+    assert cpu_speed(48, "fp32", other) == builtin_speed()
 
 
 def test_a_profile_file_copied_from_another_machine_is_not_trusted(hf_home: Path) -> None:
@@ -53,8 +54,8 @@ def test_a_profile_file_copied_from_another_machine_is_not_trusted(hf_home: Path
 def test_other_widths_and_precisions_fall_back_to_the_builtin_curve(hf_home: Path) -> None:
     save_curve(HERE, 48, "fp32", POINTS, {})
 
-    assert cpu_speed(8, "fp32", HERE) == BUILTIN_CPU_SPEED
-    assert cpu_speed(48, "bf16", HERE) == BUILTIN_CPU_SPEED
+    assert cpu_speed(8, "fp32", HERE) == builtin_speed()
+    assert cpu_speed(48, "bf16", HERE) == builtin_speed()
 
 
 def test_curves_of_one_key_are_kept_side_by_side_and_a_new_one_replaces_its_own(hf_home: Path) -> None:
@@ -72,7 +73,7 @@ def test_an_unreadable_profile_means_the_builtin_curve(hf_home: Path, content: s
     path.parent.mkdir(parents=True)
     path.write_text(content, encoding="utf-8")
 
-    assert cpu_speed(48, "fp32", HERE) == BUILTIN_CPU_SPEED
+    assert cpu_speed(48, "fp32", HERE) == builtin_speed()
     save_curve(HERE, 48, "fp32", POINTS, {})  # and a calibration replaces it
     assert measured_speed(HERE, 48, "fp32").points == tuple(POINTS)
 
@@ -82,10 +83,24 @@ def test_the_engine_plans_with_this_machines_profile_once_there_is_one(hf_home: 
     otherwise run whole."""
     model = Restormer(RestormerConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1))
     restorer = Restorer(model, device="cpu", max_memory="1TB")
-    assert restorer.speed_profile() == BUILTIN_CPU_SPEED
+    assert restorer.speed_profile() == builtin_speed()
     assert len(restorer.plan(512, 512)[0]) == 1
 
     save_curve(ProfileKey.this_process(), 8, "fp32", [(128, 10.0), (256, 10.0), (512, 100.0)], {})
 
     assert restorer.speed_profile() == measured_speed(ProfileKey.this_process(), 8, "fp32")
     assert len(restorer.plan(512, 512)[0]) > 1
+
+
+@pytest.mark.parametrize(("flags", "kind"), [
+    ({"avx2", "avx512f"}, "AVX-512"),
+    ({"avx2"}, "AVX2"),
+    ({"sse4_2"}, "AVX2"),
+])
+def test_without_a_profile_the_builtin_curve_of_this_cpu_kind_is_used(flags: set[str], kind: str) -> None:
+    """Each shipped curve was measured on one vector unit; a CPU without AVX2 gets the
+    slower AVX2 one rather than the AVX-512 one."""
+    speed = builtin_speed(CpuInfo(model="Test CPU", flags=frozenset(flags)))
+
+    assert speed is BUILTIN_CPU_SPEEDS[kind]
+    assert kind in speed.source
