@@ -24,6 +24,7 @@ from restore_cli.batch.models import EngineSettings, Models, ModelSpec
 from restore_cli.batch.pipeline import Pipeline, Result, describe_error
 from restore_cli.batch.planning import Job
 from restore_cli.batch.ray_protocol import Recipe
+from restore_cli.engine.threads import worker_threads
 from restore_cli.errors import install_spelling
 from restore_cli.io import stores
 
@@ -78,7 +79,7 @@ class Worker:
     def __init__(self, recipe: Recipe) -> None:
         import torch
 
-        torch.set_num_threads(recipe.threads or max(1, math.floor(recipe.cpus)))  # a fraction of a CPU still needs a thread
+        torch.set_num_threads(recipe.threads or worker_threads(recipe.cpus))  # a fraction of a CPU still needs a thread
         install_spelling(recipe.spelling)  # this process serves this batch alone
         stores.use_options(recipe.storage_options)
         self._recipe = recipe

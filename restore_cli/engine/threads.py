@@ -112,6 +112,13 @@ def default_threads(since: CpuSample) -> int:
     return chosen_count
 
 
+def worker_threads(cpus: float) -> int:
+    """Torch threads of a Ray worker that reserved ``cpus``: no more than it reserved (the
+    cluster places no more workers than its CPUs hold), and a fraction of a CPU still needs
+    a thread."""
+    return max(1, math.floor(cpus))
+
+
 _startup_threads: list[int] = []
 
 
