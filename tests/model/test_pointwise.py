@@ -60,3 +60,17 @@ def test_autocast_keeps_choosing_the_precision(calls: list[int]) -> None:
 
     assert calls == []
     assert out.dtype == torch.bfloat16
+
+
+def test_float64_keeps_torchs_product_and_its_precision(calls: list[int]) -> None:
+    """The float64 comparisons with the official network (tests/golden.py's checkpoints in
+    double precision) must not go through an fp32 kernel."""
+    conv, x = _conv_and_map()
+    conv, x = conv.double(), x.double()
+    with torch.inference_mode():
+        out = pointwise(conv, x)
+        reference = F.conv2d(x.contiguous(), conv.weight, conv.bias)
+
+    assert calls == []
+    assert out.dtype == torch.float64
+    assert (out - reference).abs().max().item() <= 1e-12
