@@ -42,13 +42,15 @@ GEMMS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 CONVS = {"aten::mkldnn_convolution", "aten::_convolution", "aten::convolution", "aten::conv2d",
          "aten::thnn_conv2d", "aten::_slow_conv2d_forward", "aten::_nnpack_spatial_convolution",
          "aten::_conv_depthwise2d"}
+ONEDNN_LINEARS = {"mkldnn::_linear_pointwise"}
+"""oneDNN's matrix product, which the model runs its 1x1 convs with in fp32 inference."""
 MODULE_TAG = "module:"
 
 
 def categorise(op: str, module: str | None, kernel: str | None = None) -> str:
     """One of the issue's categories for an operator, by where it ran and, for a
     convolution, its kernel (``1x1``, ``depth-wise`` or ``dense``)."""
-    if op in CONVS and kernel == "1x1":
+    if op in ONEDNN_LINEARS or (op in CONVS and kernel == "1x1"):
         return "1x1 conv (GEMM)"
     if module == "MDTA":
         if op in CONVS:
