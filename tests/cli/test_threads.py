@@ -3,6 +3,7 @@ and the processes `restore bench` starts); without it, the default follows the C
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_train_and_eval_compute_with_the_threads_given(tmp_path: Path) -> None:
 
 def test_bench_passes_the_threads_to_every_process_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
-    monkeypatch.setattr(bench, "run_benchmark", lambda *args: seen.append(bench.os.environ["OMP_NUM_THREADS"]) or [])
+    monkeypatch.setattr(bench, "run_benchmark", lambda *args: seen.append(os.environ["OMP_NUM_THREADS"]) or [])
     monkeypatch.delenv("OMP_NUM_THREADS")
 
     result = _invoke("bench", "--sizes", 16, "--no-fidelity", "--threads", 5, "--json")
