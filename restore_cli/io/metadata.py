@@ -301,13 +301,18 @@ def _resources(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
 
 
 def without_photoshop_thumbnails(data: bytes | None) -> bytes | None:
-    """The resources less Photoshop's thumbnails of the old picture, each other block byte for byte."""
+    """The resources less Photoshop's thumbnails of the old picture, each other block byte for
+    byte. A damaged block ends the resources: it and what follows are left out, since readers
+    (Pillow among them) refuse a whole JPEG whose Photoshop segment runs past its end."""
     if data is None:
         return None
+    blocks = []
     try:
-        blocks = [block for resource, block, _ in _resources(data) if resource not in _THUMBNAIL_RESOURCES]
+        for resource, block, _ in _resources(data):
+            if resource not in _THUMBNAIL_RESOURCES:
+                blocks.append(block)
     except Damaged:
-        return data
+        pass
     return b"".join(blocks) or None
 
 

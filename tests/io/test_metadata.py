@@ -441,3 +441,19 @@ def test_damaged_blocks_are_written_or_left_out_never_fatal(damaged: tuple[str, 
         sink = io.BytesIO()
         write_image(image, sink, format=fmt)
         assert read_image(io.BytesIO(sink.getvalue())).pixels.shape == (6, 4, 3)
+
+
+def test_a_photoshop_block_cut_short_keeps_its_whole_resources_and_the_jpeg_stays_readable() -> None:
+    """Cut inside a resource's header, the block used to be written as it was, and Pillow then
+    refused the whole JPEG (its Photoshop parser reads past the segment's end)."""
+    whole = read_image(PHOTOSHOP_JPEG).photoshop
+    assert whole is not None
+    second = whole.index(b"8BIM", 4)
+    cut = whole[: second + 6]  # the second resource's id, and nothing after it
+    kept = metadata.Blocks(photoshop=cut).for_upright_pixels(1).photoshop
+    assert kept == whole[:second]
+
+    sink = io.BytesIO()
+    write_image(DecodedImage(np.full((6, 4, 3), 0.5, np.float32), None, 8, None, None, "JPEG", None, kept), sink, format="jpg")
+    with Image.open(io.BytesIO(sink.getvalue())) as written:
+        assert written.size == (4, 6)
