@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 
 from restore_cli.io.metadata import EXIF_PREFIX
 
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"mif2", b"msf1"})
+AVIF_BRANDS = frozenset({b"avif", b"avis"})
+IMAGE_BRANDS = HEIF_BRANDS | AVIF_BRANDS
+"""ISO media brands of still images, which share MP4's box structure: the one list both
+``magic`` (which image decoder) and ``video.names`` (not a video) go by. This module imports
+only the standard library, so the video-name check stays free of codecs."""
 XMP_MIME = b"application/rdf+xml"
 # HEIF rotation (irot: anticlockwise quarter turns) then mirroring (imir axis 0: top and bottom
 # exchanged; 1: left and right, per ISO/IEC 23008-12:2022), as the EXIF orientation that displays

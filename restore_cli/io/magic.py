@@ -11,9 +11,7 @@ from pathlib import Path
 
 from restore_cli.io import jxl, raw
 from restore_cli.io.image import RAW_EXTENSIONS
-
-_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"mif2", b"msf1"}
-_AVIF_BRANDS = {b"avif", b"avis"}
+from restore_cli.io.isobmff import AVIF_BRANDS, HEIF_BRANDS
 
 
 def family(data: bytes, name: str = "") -> str | None:
@@ -25,9 +23,9 @@ def family(data: bytes, name: str = "") -> str | None:
     if raw.is_camera_raw(data) or (Path(name).suffix.lower() in RAW_EXTENSIONS and data[:2] in (b"II", b"MM")):
         return "RAW"
     brands = _brands(data)
-    if brands & _AVIF_BRANDS:
+    if brands & AVIF_BRANDS:
         return "AVIF"
-    if brands & _HEIF_BRANDS:
+    if brands & HEIF_BRANDS:
         return "HEIF"
     return None
 

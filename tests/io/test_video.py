@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from restore_cli.errors import VideoError
+from restore_cli.io.magic import family
 from restore_cli.io.video.encode import check_crf, check_encoder, choose_encoder
 from restore_cli.io.video.names import looks_like_video
 from restore_cli.io.video.probe import probe
@@ -70,6 +71,17 @@ def test_videos_are_recognised_by_content_whatever_their_name(clips: dict[str, P
     avif.write_bytes(b"\x00\x00\x00\x1cftypavif" + bytes(100))
     assert looks_like_video(png) is False and looks_like_video(avif) is False
     assert looks_like_video(tmp_path / "missing.mp4") is None
+
+
+@pytest.mark.parametrize("brand", [b"mif2", b"hevx"])
+def test_a_heif_image_is_not_taken_for_a_video_whatever_its_major_brand(brand: bytes, tmp_path: Path) -> None:
+    """A HEIC whose ftyp box names mif2 or hevx as its major brand is a still image, as
+    magic.family also says: planning must hand it to the photo path, not to FFmpeg."""
+    ftyp = b"ftyp" + brand + bytes(4) + b"mif1heic"
+    image = tmp_path / "photo.heic"
+    image.write_bytes(len(ftyp + bytes(4)).to_bytes(4, "big") + ftyp + bytes(100))
+    assert looks_like_video(image) is False
+    assert family(image.read_bytes()) == "HEIF"
 
 
 @pytest.mark.parametrize(

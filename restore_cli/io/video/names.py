@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from restore_cli.io.isobmff import IMAGE_BRANDS
+
 MUXERS = {
     ".mp4": "mp4",
     ".m4v": "mp4",
@@ -38,8 +40,6 @@ FALLBACK_EXTENSION = ".mkv"
 """The output extension of a video whose own extension names no container (Matroska holds
 every codec and stream kind)."""
 
-_IMAGE_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
-"""ISO media brands of still images (HEIF, AVIF), which share MP4's box structure."""
 _QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 
 
@@ -66,7 +66,7 @@ def looks_like_video(path: str | os.PathLike) -> bool | None:
 
 def _is_video_header(head: bytes) -> bool:
     if head[4:8] == b"ftyp":
-        return head[8:12] not in _IMAGE_BRANDS
+        return head[8:12] not in IMAGE_BRANDS
     if head[4:8] in _QUICKTIME_ATOMS:
         return True
     if head.startswith(b"RIFF"):
