@@ -10,7 +10,6 @@ length, and the file appears under its name only once complete (``io.files.Atomi
 from __future__ import annotations
 
 import heapq
-import itertools
 import os
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -42,7 +41,7 @@ def join_segments(info: VideoInfo, settings: EncoderSettings, segments: Sequence
 
     with av.open(info.path, metadata_errors="replace") as source, AtomicFile(output) as file:
         with av.open(file, "w", format=muxer_for(output)) as target:
-            video = _picture_stream(target, info, settings, segments)
+            video = _picture_stream(target, info, settings)
             copies = _copied_streams(source, target, info, output)
             target.metadata.update(_kept(source.metadata))
             target.set_chapters(source.chapters())
@@ -54,13 +53,13 @@ def join_segments(info: VideoInfo, settings: EncoderSettings, segments: Sequence
                 raise VideoError(f"{os.fspath(output)}: the kept segments were encoded differently; remove its work folder and rerun")
             packets = heapq.merge(_video_packets(segments, video, settings.time_base), _other_packets(source, copies), key=_decode_time)
             frames = 0
-            for _, _, packet in packets:
+            for _, packet in packets:
                 frames += packet.stream_index == video.index
                 target.mux(packet)
     return frames
 
 
-def _picture_stream(target: Any, info: VideoInfo, settings: EncoderSettings, segments: Sequence[str | os.PathLike]) -> Any:
+def _picture_stream(target: Any, info: VideoInfo, settings: EncoderSettings) -> Any:
     stream = target.add_stream(settings.codec)
     configure(stream.codec_context, settings)
     stream.time_base = settings.time_base
@@ -108,7 +107,7 @@ def _kept(tags: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in tags.items() if key.lower().split("-")[0] not in _GENERATED_TAGS}
 
 
-def _video_packets(segments: Sequence[str | os.PathLike], stream: Any, time_base: Fraction) -> Iterator[tuple[Fraction, int, av.Packet]]:
+def _video_packets(segments: Sequence[str | os.PathLike], stream: Any, time_base: Fraction) -> Iterator[tuple[Fraction, av.Packet]]:
     """The segments' packets in order. An encoder that reorders frames gives a segment's
     first packets decode times before its first frame, which can fall before the previous
     segment's last; those take the timestamps of the previous segment's last frames instead
@@ -117,7 +116,6 @@ def _video_packets(segments: Sequence[str | os.PathLike], stream: Any, time_base
 
     last_dts: int | None = None
     recent: list[int] = []
-    order = itertools.count()
     for path in segments:
         spare = iter(sorted(value for value in recent if last_dts is None or value > last_dts))
         recent = []
@@ -133,13 +131,12 @@ def _video_packets(segments: Sequence[str | os.PathLike], stream: Any, time_base
             packet.is_keyframe = stored.keyframe
             packet.time_base = time_base
             packet.stream = stream
-            yield (_seconds(dts if dts is not None else stored.pts, time_base), next(order), packet)
+            yield (_seconds(dts if dts is not None else stored.pts, time_base), packet)
 
 
-def _other_packets(source: Any, copies: dict[int, Any]) -> Iterator[tuple[Fraction, int, av.Packet]]:
+def _other_packets(source: Any, copies: dict[int, Any]) -> Iterator[tuple[Fraction, av.Packet]]:
     if not copies:
         return
-    order = itertools.count()
     last = Fraction(0)
     for packet in source.demux(*[source.streams[index] for index in copies]):
         if packet.size == 0 and packet.pts is None:
@@ -147,12 +144,12 @@ def _other_packets(source: Any, copies: dict[int, Any]) -> Iterator[tuple[Fracti
         stamp = packet.dts if packet.dts is not None else packet.pts
         last = _seconds(stamp, packet.time_base) if stamp is not None else last
         packet.stream = copies[packet.stream_index]
-        yield (last, next(order), packet)
+        yield (last, packet)
 
 
 def _seconds(stamp: int | None, time_base: Fraction | None) -> Fraction:
     return Fraction(0) if stamp is None or not time_base else stamp * time_base
 
 
-def _decode_time(item: tuple[Fraction, int, Any]) -> Fraction:
+def _decode_time(item: tuple[Fraction, Any]) -> Fraction:
     return item[0]
