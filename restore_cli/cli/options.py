@@ -10,12 +10,14 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Literal, Optional
+from typing import Any, List, Literal, Optional, get_args
 
 import typer
 
 from restore_cli.cli import threads
+from restore_cli.io.comparison import Layout
 from restore_cli.io.decode import MAX_PIXELS
+from restore_cli.io.raw import Demosaic, WhiteBalance
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,9 @@ class TaskOptions:
     depth: Optional[int] = None
     strength: float = 1.0
     compare: Optional[str] = None
-    compare_layout: Literal["auto", "side", "split"] = "auto"
-    raw_wb: Literal["camera", "auto"] = "camera"
-    raw_demosaic: Literal["ahd", "aahd", "dht", "dcb", "linear"] = "ahd"
+    compare_layout: Layout = "auto"
+    raw_wb: WhiteBalance = "camera"
+    raw_demosaic: Demosaic = "ahd"
     video_codec: Optional[str] = None
     crf: Optional[int] = None
     threads: Optional[int] = None
@@ -68,6 +70,11 @@ class TaskOptions:
 
 def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+
+def _choices(literal: Any) -> str:
+    """The metavar of an option whose values are the io layer's Literal: a|b|c, in its order."""
+    return "|".join(get_args(literal))
 
 
 COMMON = [
@@ -106,9 +113,9 @@ COMMON = [
     _param("strength", float, typer.Option(1.0, "--strength", min=0.0, max=1.0, metavar="0-1", help="Keep this much of the restoration: input + S x (restored - input), per pixel. 0 returns the input, 1 (default) the model's output.")),
     _param("depth", Optional[int], typer.Option(None, "--depth", metavar="8|16|32", help="Output bits per sample (default: the input's). 16: PNG, TIFF, JXL (HEIC/AVIF: 12); 32: float TIFF, the model's output unquantised.")),
     _param("compare", Optional[str], typer.Option(None, "--compare", metavar="FILE|FOLDER", help="Also write a before/after view (input and output, and the most changed region at 100 %); a folder for a batch.")),
-    _param("compare_layout", Literal["auto", "side", "split"], typer.Option("auto", "--compare-layout", metavar="auto|side|split", help="--compare view: side by side, or one picture split down the middle (auto: split when side by side would be small).")),
-    _param("raw_wb", Literal["camera", "auto"], typer.Option("camera", "--raw-wb", metavar="camera|auto", help="Camera RAW white balance: as the camera measured it, or estimated from the picture.")),
-    _param("raw_demosaic", Literal["ahd", "aahd", "dht", "dcb", "linear"], typer.Option("ahd", "--raw-demosaic", metavar="ahd|aahd|dht|dcb|linear", help="Camera RAW demosaicing (LibRaw's algorithms; ahd is its default).")),
+    _param("compare_layout", Layout, typer.Option("auto", "--compare-layout", metavar=_choices(Layout), help="--compare view: side by side, or one picture split down the middle (auto: split when side by side would be small).")),
+    _param("raw_wb", WhiteBalance, typer.Option("camera", "--raw-wb", metavar=_choices(WhiteBalance), help="Camera RAW white balance: as the camera measured it, or estimated from the picture.")),
+    _param("raw_demosaic", Demosaic, typer.Option("ahd", "--raw-demosaic", metavar=_choices(Demosaic), help="Camera RAW demosaicing (LibRaw's algorithms; ahd is its default).")),
     _param("storage_option", Optional[List[str]], typer.Option(None, "--storage-option", metavar="KEY=VALUE", help="Passed to the object store's fsspec filesystem for URLs (e.g. endpoint_url=http://127.0.0.1:9000); repeatable. Credentials come from the store's own configuration (docs/storage.md).")),
     _param("video_codec", Optional[str], typer.Option(None, "--video-codec", metavar="NAME", help="Videos: the FFmpeg encoder for the picture (libx264, libx265, libvpx-vp9, libsvtav1, ffv1, ...). Default: the input's codec.")),
     _param("crf", Optional[int], typer.Option(None, "--crf", min=0, metavar="N", help="Videos: the encoder's constant quality, lower is better (default: visually lossless, e.g. 17 for libx264).")),

@@ -19,7 +19,6 @@ from PIL import Image, ImageDraw, ImageFont
 from restore_cli.io.image import DecodedImage, to_integer_levels
 
 Layout = Literal["auto", "side", "split"]
-LAYOUTS = ("auto", "side", "split")
 _GAP = 8
 _BACKGROUND = (38, 38, 38)
 _OUTLINE = (255, 210, 0)

@@ -21,7 +21,7 @@ from restore_cli.io.metadata import EXIF_PREFIX, Blocks, blocks_from_tiff
 from restore_cli.io.stored import StoredImage, check_size
 
 WhiteBalance = Literal["camera", "auto"]
-DEMOSAIC = ("ahd", "aahd", "dht", "dcb", "linear")
+Demosaic = Literal["ahd", "aahd", "dht", "dcb", "linear"]
 """LibRaw's demosaicing algorithms offered: AHD (its default), AAHD and DHT (sharper, fewer
 artefacts on fine detail), DCB, and bilinear (fast, soft)."""
 _SRGB_CURVE = (2.4, 12.92)
@@ -39,7 +39,7 @@ class RawOptions:
     """How a camera RAW is developed: the white balance and the demosaicing algorithm."""
 
     white_balance: WhiteBalance = "camera"
-    demosaic: str = "ahd"
+    demosaic: Demosaic = "ahd"
 
 
 def is_camera_raw(data: bytes) -> bool:
