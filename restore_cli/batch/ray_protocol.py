@@ -24,7 +24,7 @@ from restore_cli.batch.pipeline import FileOptions, Result
 from restore_cli.batch.planning import Job
 from restore_cli.errors import current_spelling
 from restore_cli.io import stores
-from restore_cli.io.files import leftover_temp_files
+from restore_cli.io.files import remove_leftover_temp_files
 
 
 @dataclass(frozen=True)
@@ -161,8 +161,7 @@ def remove_leftovers(job: Job) -> None:
     """Remove the temp files of a job's output whose writer is known to be dead (its worker
     was killed, or the driver and its workers are gone): outputs stay whole or absent."""
     if job.output is not None:
-        for path in leftover_temp_files(job.output):
-            path.unlink(missing_ok=True)
+        remove_leftover_temp_files([job.output])
 
 
 _LENGTH = struct.Struct("!Q")

@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from restore_cli.io.files import atomic_write, leftover_temp_files
+from restore_cli.io.files import atomic_write, remove_leftover_temp_files
 from restore_cli.io.video.segments import Segment
 
 WORK_SUFFIX = ".restore-work"
@@ -65,9 +65,7 @@ def open_work_folder(output: str | os.PathLike, record: Mapping[str, Any], segme
         done = sum(folder.is_finished(segment) for segment in segments)
         notice(f"{output}: resuming: {done} of {len(segments)} segments already restored")
     folder.path.mkdir(parents=True, exist_ok=True)
-    for segment in segments:
-        for leftover in leftover_temp_files(folder.segment_path(segment)):
-            leftover.unlink(missing_ok=True)  # a killed run's half-written segment
+    remove_leftover_temp_files(folder.segment_path(segment) for segment in segments)  # a killed run's half-written segments
     if kept != wanted:
         atomic_write(folder.path / _RECORD, json.dumps(wanted, sort_keys=True, indent=1).encode())
     return folder

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,16 +38,28 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def leftover_temp_files(path: str | os.PathLike) -> list[Path]:
-    """Temp files of writes of ``path`` whose process was killed outright (SIGKILL, a lost
-    node), which no clean-up code ran in. Only a caller that knows those writers are dead
-    may remove them: a live writer's temp file looks the same. An object in a store (a URL)
-    never has any: it is uploaded whole, in one request, to its final name."""
-    if is_url(path):
-        return []
-    target = Path(path)
-    name = re.compile(re.escape(_temp_prefix(target)) + r"[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))  # mkstemp's names
-    return sorted(p for p in target.parent.glob(".*" + _TEMP_SUFFIX) if name.fullmatch(p.name))
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX), re.DOTALL)
+"""A temp file's name (mkstemp's eight characters between ``_temp_prefix`` and the suffix),
+which gives back the name of the file it was writing."""
+
+
+def remove_leftover_temp_files(paths: Iterable[str | os.PathLike]) -> None:
+    """Remove the temp files of writes of ``paths`` whose process was killed outright
+    (SIGKILL, a lost node), which no clean-up code ran in. Only a caller that knows those
+    writers are dead may call this: a live writer's temp file looks the same. Each folder is
+    listed once however many of its files are named (a video's thousands of segments). An
+    object in a store (a URL) never has any: it is uploaded whole, in one request, to its
+    final name."""
+    names_by_folder: dict[Path, set[str]] = {}
+    for path in paths:
+        if not is_url(path):
+            target = Path(path)
+            names_by_folder.setdefault(target.parent, set()).add(target.name)
+    for folder, names in names_by_folder.items():
+        for candidate in folder.glob(".*" + _TEMP_SUFFIX):
+            written = _TEMP_NAME.fullmatch(candidate.name)
+            if written is not None and written["target"] in names:
+                candidate.unlink(missing_ok=True)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -19,7 +19,8 @@ from restore_cli.batch.models import Model, ModelChoice, Models
 from restore_cli.batch.pipeline import Pipeline, Result
 from restore_cli.batch.planning import Naming, plan_jobs
 from restore_cli.batch.video import VideoSettings
-from restore_cli.batch.video_work import work_folder_for
+from restore_cli.batch.video_work import open_work_folder, work_folder_for
+from restore_cli.io.video.segments import Segment
 from tests.video_clips import Clip, make_clip
 
 FULL = Clip(
@@ -160,6 +161,23 @@ def test_an_interrupted_video_resumes_from_its_kept_segments_into_the_same_file(
     assert notices == [f"{output}: resuming: 2 of 3 segments already restored"]
     assert output.read_bytes() == whole.read_bytes()
     assert not work.exists()
+
+
+def test_a_killed_runs_half_written_segments_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    """A SIGKILL leaves the temp file of the segment being written; opening the work folder
+    again removes those (the folder is listed once for all segments) and keeps every other file."""
+    output = tmp_path / "out.mkv"
+    segments = [Segment(index, None, None) for index in range(3)]
+    work = work_folder_for(output)
+    work.mkdir()
+    cut = [".000001.segment.ab12cd_9.tmp", ".000002.segment.zz99yy88.tmp"]
+    kept = ["000000.segment", ".000003.segment.ab12cd34.tmp", ".000001.segment.ab12cd3.tmp", ".000001.segment.AB12CD34.tmp", "000001.segment.ab12cd34.tmp"]
+    for name in cut + kept:
+        (work / name).write_bytes(b"x")
+
+    open_work_folder(output, {"tile": 256}, segments, notice=lambda _: None)
+
+    assert sorted(p.name for p in work.iterdir()) == sorted([*kept, "run.json"])
 
 
 def test_kept_segments_of_other_options_are_discarded_and_said_so(tmp_path: Path) -> None:
