@@ -16,6 +16,7 @@ from pathlib import Path
 
 from restore_cli.batch.planning import STDIO, Job
 from restore_cli.errors import ImageError, UsageError, setting
+from restore_cli.io import storage
 from restore_cli.io.comparison import Layout, compare_view
 from restore_cli.io.encode import write_image
 from restore_cli.io.image import DecodedImage, output_format
@@ -51,17 +52,17 @@ def plan_views(target: str, jobs: list[Job], layout: Layout = "auto", overwrite:
             raise UsageError(str(error)) from None
     outputs = [os.path.abspath(job.output) for job in runnable if job.output not in (None, STDIO)]
     base = os.path.commonpath([os.path.dirname(output) for output in outputs]) if outputs else "."
-    taken = {_key(path): "an input" for job in runnable for path in job.sources if path != STDIO}
-    taken.update({_key(output): "an output" for output in outputs})
+    taken = {storage.key(path): "an input" for job in runnable for path in job.sources if path != STDIO}
+    taken.update({storage.key(output): "an output" for output in outputs})
     views = {}
     for job in runnable:
         view = _view_path(target, folder, base, job)
-        clash = taken.get(_key(view))
+        clash = taken.get(storage.key(view))
         if clash is not None:
             raise UsageError(f"the view {view} of {job.name} would replace {clash}; choose another {setting('compare')}")
         if not overwrite and view.exists():
             raise UsageError(f"{view} already exists; pass {setting('overwrite')} to replace it, or choose another {setting('compare')}")
-        taken[_key(view)] = "another view"
+        taken[storage.key(view)] = "another view"
         views[job.sources] = str(view)
     return CompareRule(layout, views)
 
@@ -80,7 +81,3 @@ def write_view(rule: CompareRule, job: Job, before: DecodedImage, after: Decoded
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_image(compare_view(before, after, rule.layout), path, quality=_QUALITY)
-
-
-def _key(path: str | Path) -> str:
-    return os.path.normcase(os.path.realpath(path))
