@@ -17,6 +17,7 @@ import typer
 from restore_cli import __version__
 from restore_cli.cli.console import EXIT_FAILED, EXIT_USAGE, fail
 from restore_cli.cli.progress import RichDownloadBar
+from restore_cli.cli.tasks import check_zoo_name
 from restore_cli.errors import CheckpointError, ExportError, UsageError, ZooError, one_line
 from restore_cli.io.files import atomic_write
 
@@ -61,7 +62,7 @@ def export_command(
 
 
 def _checkpoint_and_destination(model: str | None, weights: Path | None, output: Path | None, offline: bool) -> tuple[Path, Path]:
-    from restore_cli.model import manifest, zoo
+    from restore_cli.model import zoo
 
     if (model is None) == (weights is None):
         raise UsageError("give --model NAME or --weights CKPT (one of them)")
@@ -70,7 +71,7 @@ def _checkpoint_and_destination(model: str | None, weights: Path | None, output:
             raise UsageError(f"{weights} is already an ONNX model; --weights takes a .pth or .safetensors checkpoint here")
         return weights, output or weights.with_suffix(".onnx")
     assert model is not None
-    manifest.get_entry(model)  # an unknown name is a usage error before any download
+    check_zoo_name(model)
     return zoo.resolve(model, offline=offline or None, progress=RichDownloadBar), output or Path(f"{model}.onnx")
 
 

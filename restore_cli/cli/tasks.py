@@ -299,14 +299,20 @@ def _denoise_choice(model: Optional[str], sigma: Optional[int]) -> models.ModelC
 
 
 def _check_zoo_names(choice: models.ModelChoice) -> None:
-    from restore_cli.model import manifest
-
     for spec in (choice.color, choice.gray):
         if isinstance(spec, str) and not is_onnx(spec):  # imported ONNX models are found when loaded
-            try:
-                manifest.get_entry(spec)
-            except UnknownModelError as error:
-                raise UsageError(str(error)) from None
+            check_zoo_name(spec)
+
+
+def check_zoo_name(name: str) -> None:
+    """Refuse a name the zoo does not know as a usage error (exit 2), before any download: a
+    typo on the command line is the user's to fix, not a failed run."""
+    from restore_cli.model import manifest
+
+    try:
+        manifest.get_entry(name)
+    except UnknownModelError as error:
+        raise UsageError(str(error)) from None
 
 
 def _naming(task: Task, options: TaskOptions) -> planning.Naming:

@@ -117,6 +117,14 @@ def test_what_cannot_be_exported_is_a_usage_error(tmp_path: Path, monkeypatch, a
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_unknown_zoo_name_is_a_usage_error_as_in_every_other_command(tmp_path: Path) -> None:
+    """A typo in --model is the user's to fix (exit 2, like `restore eval` and the task
+    commands), told before any download."""
+    result = runner.invoke(app, ["export", "--model", "nope", "-o", str(tmp_path / "x.onnx")])
+    assert_one_line_error(result, 2, "unknown model 'nope'", "restore models list")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_existing_file_is_kept_without_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "model.onnx"
     target.write_bytes(b"keep me")
