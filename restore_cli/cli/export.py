@@ -19,7 +19,7 @@ from restore_cli.cli.console import EXIT_FAILED, EXIT_USAGE, fail
 from restore_cli.cli.progress import RichDownloadBar
 from restore_cli.cli.tasks import check_zoo_name
 from restore_cli.errors import CheckpointError, ExportError, UsageError, ZooError, one_line
-from restore_cli.io.files import atomic_write
+from restore_cli.io.files import atomic_write, check_can_write
 
 if TYPE_CHECKING:
     from restore_cli.model.export import VerifiedExport
@@ -47,9 +47,9 @@ def export_command(
     """Export a model as an ONNX graph (any batch, height and width; padding inside), verified
     against PyTorch with ONNX Runtime before it is written."""
     try:
-        checkpoint, destination = _checkpoint_and_destination(model, weights, output, offline)
+        destination = _destination(model, weights, output)
         _check_options(destination, precision, task, overwrite)
-        report = _export(checkpoint, model, precision, tlc_window, task, licence)
+        report = _export(_checkpoint(model, weights, offline), model, precision, tlc_window, task, licence)
         atomic_write(destination, report.data)
     except UsageError as error:
         fail(str(error), EXIT_USAGE)
@@ -61,18 +61,27 @@ def export_command(
     typer.echo(f"wrote {destination} ({len(report.data) / 1e6:.1f} MB, {report.precision}); sha256 {digest}", err=True)
 
 
-def _checkpoint_and_destination(model: str | None, weights: Path | None, output: Path | None, offline: bool) -> tuple[Path, Path]:
-    from restore_cli.model import zoo
-
+def _destination(model: str | None, weights: Path | None, output: Path | None) -> Path:
     if (model is None) == (weights is None):
         raise UsageError("give --model NAME or --weights CKPT (one of them)")
     if weights is not None:
         if weights.suffix.lower() == ".onnx":
             raise UsageError(f"{weights} is already an ONNX model; --weights takes a .pth or .safetensors checkpoint here")
-        return weights, output or weights.with_suffix(".onnx")
+        return output or weights.with_suffix(".onnx")
     assert model is not None
     check_zoo_name(model)
-    return zoo.resolve(model, offline=offline or None, progress=RichDownloadBar), output or Path(f"{model}.onnx")
+    return output or Path(f"{model}.onnx")
+
+
+def _checkpoint(model: str | None, weights: Path | None, offline: bool) -> Path:
+    """The checkpoint to export: downloaded (for a zoo model) only once the command line and
+    the destination have been checked."""
+    if weights is not None:
+        return weights
+    from restore_cli.model import zoo
+
+    assert model is not None
+    return zoo.resolve(model, offline=offline or None, progress=RichDownloadBar)
 
 
 def _check_options(destination: Path, precision: str, task: str | None, overwrite: bool) -> None:
@@ -82,6 +91,7 @@ def _check_options(destination: Path, precision: str, task: str | None, overwrit
         raise UsageError(f"{destination} exists; add --overwrite to replace it")
     if not destination.parent.is_dir():
         raise UsageError(f"-o {destination}: no folder {destination.parent}")
+    check_can_write(destination, "output")  # a read-only folder is told before minutes of exporting
     if precision not in ("fp32", "fp16"):
         raise UsageError(f"--precision {precision}: an export is fp32 or fp16")
     if task is not None and task not in TASK_CHOICES:

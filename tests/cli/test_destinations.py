@@ -87,3 +87,14 @@ def test_before_after_views_into_an_unwritable_folder_are_refused_before_any_wor
     scored = _invoke("eval", "--task", "derain", "--input", tmp_path / "in", "--target", tmp_path / "gt",
                      "--weights", tmp_path / "missing.pth", "--compare", unwritable / "views")  # fmt: skip
     assert_one_line_error(scored, 2, f"cannot create folders in {unwritable}", "choose another --compare")
+
+
+def test_an_export_into_an_unwritable_folder_is_refused_before_any_download_or_load(unwritable: Path, tmp_path: Path, hf_home: Path) -> None:
+    bogus = tmp_path / "bogus.pth"
+    bogus.write_bytes(BOGUS)  # were it loaded, the error would be about the checkpoint (exit 1)
+    target = unwritable / "m.onnx"
+    from_weights = _invoke("export", "--weights", bogus, "-o", target)
+    assert_one_line_error(from_weights, 2, f"{target}: cannot write files in {unwritable}", "choose another -o")
+    # the cache is empty: were the zoo model resolved first, offline mode would fail it (exit 1)
+    from_zoo = _invoke("export", "--model", "deraining", "--offline", "-o", target)
+    assert_one_line_error(from_zoo, 2, f"{target}: cannot write files in {unwritable}", "choose another -o")
