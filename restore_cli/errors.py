@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 
 
 class RestoreError(Exception):
@@ -93,10 +92,6 @@ class DataError(RestoreError):
 class SaveError(RestoreError):
     """Training could not write its checkpoint or state file after all; the message names
     where the weights went instead (or that they could not be kept anywhere)."""
-
-    def __init__(self, message: str, fallback: Path | None) -> None:
-        super().__init__(message)
-        self.fallback = fallback
 
 
 class StateError(RestoreError):

@@ -20,7 +20,7 @@ from restore_cli.cli import threads as cli_threads
 from restore_cli.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, debug_logging, fail
 from restore_cli.cli.progress import RichDownloadBar
 from restore_cli.cli.train_progress import TrainingReporter, duration, emit
-from restore_cli.errors import CheckpointError, DataError, SaveError, StateError, UsageError, ZooError
+from restore_cli.errors import DataError, StateError, UsageError
 
 EPILOG = (
     "Examples:\n\n\b\n"
@@ -87,8 +87,6 @@ def train_command(
             result = run(options, reporter)
     except (UsageError, DataError, StateError) as error:  # what was asked for: options, data, state file
         fail(str(error), EXIT_USAGE)
-    except (CheckpointError, ZooError, SaveError) as error:
-        fail(str(error), EXIT_FAILED)
     except KeyboardInterrupt:
         typer.echo(f"interrupted: {reporter.interrupted(state_path(output))}", err=True)
         if step_in_flight():  # an abandoned step still computing: exit without waiting for it

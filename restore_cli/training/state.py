@@ -96,6 +96,6 @@ def keep(path: Path, write: Callable[[Path], None], what: str, resumable: bool =
         except OSError:
             continue
         advice = f"; continue with {setting('resume')} {fallback}" if resumable else ""
-        raise SaveError(f"{reason}; {what} went to {fallback} instead{advice}", fallback)
+        raise SaveError(f"{reason}; {what} went to {fallback} instead{advice}")
     folders = " or ".join(str(folder) for folder in fallback_folders())
-    raise SaveError(f"{reason}, nor to {folders}: {what} could not be kept; free some space and rerun", None)
+    raise SaveError(f"{reason}, nor to {folders}: {what} could not be kept; free some space and rerun")
