@@ -138,9 +138,9 @@ def _timed_tilings(tilings: list[Tiling], speed: TileSpeed, max_pixels: int) -> 
     timed = []
     for tiling in tilings:
         if tiling.tile_pixels <= max_pixels:
-            rate = speed.seconds_per_mpix(tiling.tile_pixels)
-            if rate is not None:
-                timed.append((tiling.computed_pixels * rate / 1e6, tiling))
+            seconds = speed.plan_seconds(tiling)
+            if seconds is not None:
+                timed.append((seconds, tiling))
     return timed
 
 

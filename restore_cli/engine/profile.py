@@ -20,15 +20,28 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from restore_cli.engine.hardware import CpuInfo, cpu_info
-from restore_cli.engine.tiling import TilePlan
 from restore_cli.model.cache import zoo_dir
 
 FORMAT_VERSION = 1
+
+
+class Grid(Protocol):
+    """A grid of equal tiles as a time estimate sees it: a laid-out ``tiling.TilePlan``, or a
+    candidate the auto-tile planner is still weighing (``budget.Tiling``)."""
+
+    @property
+    def tile_height(self) -> int: ...
+
+    @property
+    def tile_width(self) -> int: ...
+
+    @property
+    def computed_pixels(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +70,7 @@ class TileSpeed:
         (low_side, low_cost), (high_side, high_cost) = self.points[upper - 1], self.points[upper]
         return low_cost + (high_cost - low_cost) * (side - low_side) / (high_side - low_side)
 
-    def plan_seconds(self, plan: TilePlan) -> float | None:
+    def plan_seconds(self, plan: Grid) -> float | None:
         """Estimated time of every pass of ``plan``, overlaps computed twice as they are."""
         rate = self.seconds_per_mpix(plan.tile_height * plan.tile_width)
         return None if rate is None else plan.computed_pixels * rate / 1e6
