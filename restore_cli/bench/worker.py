@@ -18,7 +18,6 @@ from typing import Any, Callable
 import numpy as np
 
 from restore_cli.bench.procedures import (
-    OURS,
     Spec,
     compare_8bit,
     full_model,

@@ -101,19 +101,19 @@ class OnnxNetwork:
     def __init__(self, model: OnnxSource, device: str = "auto", source: str | None = None) -> None:
         ort = onnxruntime()
         self.source = source or str(model)
-        self.providers = providers(device)
+        chosen = providers(device)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = torch.get_num_threads()  # OMP_NUM_THREADS, Ray's CPUs per worker
         options.log_severity_level = 3  # ONNX Runtime's own warnings would interleave with progress
         data = model if isinstance(model, bytes) else _read(model)
         try:
-            self.session = ort.InferenceSession(data, options, providers=self.providers)
+            self.session = ort.InferenceSession(data, options, providers=chosen)
         except Exception as error:  # ONNX Runtime raises its own types for damaged protobufs, bad graphs
             raise CheckpointError(f"{self.source} is not a usable ONNX model ({runtime_reason(error)}); export it again") from None
-        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self.config, self._input, self._output = check_interface(self.session, self.source)
-        self.precision = graph_precision(self.metadata)
+        self.precision = graph_precision(metadata)
         self._probe()
 
     def eval(self) -> OnnxNetwork:

@@ -105,7 +105,9 @@ def default_threads(since: CpuSample) -> int:
     if chosen.isdigit() and int(chosen) > 0:
         return int(chosen)
     quota = _cgroup_quota()
-    cores = min(_torch_default(), math.ceil(quota) if quota else _torch_default())
+    cores = _torch_default()
+    if quota:
+        cores = min(cores, math.ceil(quota))
     busy = busy_cores(since)
     chosen_count = max(1, min(cores, round(affinity_cpus() - (busy or 0.0))))
     logger.debug("%d threads: %d cores, %s busy with other work", chosen_count, cores, "?" if busy is None else f"{busy:.2f}")
