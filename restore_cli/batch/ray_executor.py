@@ -87,15 +87,16 @@ def read_weights(settings: EngineSettings, choice: ModelChoice) -> dict[ModelSpe
     the gray model are read, since only a worker learns which images are gray."""
     import torch
 
-    from restore_cli.engine.onnx_runtime import OnnxNetwork, is_onnx
+    from restore_cli.engine.onnx_runtime import OnnxNetwork, is_onnx, read_graph
     from restore_cli.model.zoo import load_model
 
     weights = {}
     for spec in dict.fromkeys((choice.color, choice.gray)):
         path = settings.checkpoint(spec)
         if is_onnx(path):  # an exported graph travels as its file; workers tell it by the name
-            OnnxNetwork(path, "cpu")  # opened once on the CPU: a bad graph fails here
-            weights[spec] = Weights(path.read_bytes(), str(path))
+            graph = read_graph(path)
+            OnnxNetwork(graph, "cpu", str(path))  # opened once on the CPU: a bad graph fails here
+            weights[spec] = Weights(graph, str(path))
             continue
         buffer = io.BytesIO()
         torch.save(load_model(path).state_dict(), buffer)  # built once: a bad file fails here

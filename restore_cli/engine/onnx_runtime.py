@@ -106,7 +106,7 @@ class OnnxNetwork:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = torch.get_num_threads()  # OMP_NUM_THREADS, Ray's CPUs per worker
         options.log_severity_level = 3  # ONNX Runtime's own warnings would interleave with progress
-        data = model if isinstance(model, bytes) else _read(model)
+        data = model if isinstance(model, bytes) else read_graph(model)
         try:
             self.session = ort.InferenceSession(data, options, providers=chosen)
         except Exception as error:  # ONNX Runtime raises its own types for damaged protobufs, bad graphs
@@ -183,7 +183,8 @@ def restorer_for(
     return Restorer(network, device="cpu", precision="fp32", **tiling)  # type: ignore[arg-type]
 
 
-def _read(path: Path) -> bytes:
+def read_graph(path: Path) -> bytes:
+    """An ONNX file's bytes, or a CheckpointError naming it (missing, unreadable)."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
