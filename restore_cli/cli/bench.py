@@ -41,7 +41,9 @@ def bench_command(
     """Time the full-size network (random weights) with our defaults against the official
     procedure (fp32, NCHW, whole image or uniform tiles), side by side, each pass in a fresh process."""
     threads = cli_threads.chosen(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch loads: read by this process and every worker
+    # read by each pass's fresh process as it starts (this one may already have loaded torch
+    # to choose the default), and by the speed profile's key below
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     from restore_cli.engine.device import resolve_device, resolve_precision
 
     try:
@@ -55,13 +57,14 @@ def bench_command(
     if calibrate:
         _calibrate(console, parsed, precision, device, repeat or 1, as_json)
         return
-    console.print(f"[dim]tile speed profile: {bench.speed_profile(precision, device)}[/dim]")
+    profile = bench.speed_profile(precision, device)
+    console.print(f"[dim]tile speed profile: {profile}[/dim]")
     repeat = repeat or 2
     rows = bench.run_benchmark(parsed, repeat, device, precision, _progress(console), allow_slow_precision)
     e2e = bench.measure_end_to_end(e2e_size, repeat, precision, device, allow_slow_precision) if e2e_size else None
     matches = bench.measure_fidelity(device=device, precisions=bench.native_precisions(device)) if fidelity else []
     if as_json:
-        sys.stdout.write(jsonl.summary("bench", "done", 0, **_as_json(rows, e2e, matches, device, precision, threads)) + "\n")
+        sys.stdout.write(jsonl.summary("bench", "done", 0, **_as_json(rows, e2e, matches, device, precision, threads, profile)) + "\n")
         return
     console.print(_speed_table(rows, device, precision))
     if e2e is not None:
@@ -161,14 +164,14 @@ def _fidelity_table(matches: list[bench.Fidelity]) -> Table:
 
 
 def _as_json(rows: list[bench.Row], e2e: Optional[bench.EndToEnd], matches: list[bench.Fidelity],
-             device: str, precision: str, threads: Optional[int]) -> dict:
+             device: str, precision: str, threads: Optional[int], profile: str) -> dict:
     return {
         "machine": bench.describe_machine(),
         "device": device,
         "auto_precision": bench.auto_precision(device),
         "precision": precision,
         "threads": threads,
-        "speed_profile": bench.speed_profile(precision, device),
+        "speed_profile": profile,
         "flops_per_pixel": rows[0].flops / rows[0].size.height / rows[0].size.width if rows else None,
         "sizes": [row.summary() for row in rows],
         "end_to_end": None if e2e is None else {
