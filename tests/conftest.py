@@ -173,14 +173,3 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> ExportedModel:
     result = CliRunner().invoke(app, ["export", "--weights", str(TINY_RGB), "-o", str(path)])
     assert result.exit_code == 0, result.output
     return ExportedModel(TINY_RGB, path, result.stderr)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "starts_services: the module starts a Ray cluster, an S3 server or fresh benchmark processes")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The modules that start real services run first. The suite runs in two processes, each
-    taking whole files in collection order: a long file that starts last leaves one process
-    working alone at the end (the S3 file did, for about a minute)."""
-    items.sort(key=lambda item: item.get_closest_marker("starts_services") is None)

@@ -27,8 +27,6 @@ from tests.cli.test_tasks import RGB_WITHBIAS, Photos, _invoke, _json_lines, _su
 from tests.cli_assertions import assert_one_line_error
 from tests.s3_server import FORBIDDEN_BUCKET, Bucket, SeaweedS3
 
-pytestmark = pytest.mark.starts_services
-
 TREE = {"a.png": "colour", "sub/g.png": "gray", "sub/deeper/d16.png": "deep", "sub/alpha.png": "alpha", "c.jpg": "jpeg", "d.tif": "deep_tiff"}
 
 

@@ -32,8 +32,6 @@ from tests.cli.test_hardening_cli import _digests, _photo
 from tests.cli.test_tasks import RGB_WITHBIAS, Photos, _invoke, _json_lines, _subprocess, one_thread, photos  # noqa: F401
 from tests.cli_assertions import LOG_LINE, assert_one_line_error
 
-pytestmark = pytest.mark.starts_services
-
 TIMEOUT = 180
 
 

@@ -16,8 +16,6 @@ from restore_cli.engine.hardware import cpu_info
 from restore_cli.engine.profile import ProfileKey, builtin_speed, measured_speed
 from restore_cli.model.restormer import RestormerConfig
 
-pytestmark = pytest.mark.starts_services
-
 runner = CliRunner()
 
 
